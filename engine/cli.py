@@ -1,0 +1,231 @@
+"""The ``agentflow`` command line.
+
+Exit codes: 0 success; 1 the workflow is invalid (``validate``) or the run failed
+(``run``); 2 bad usage, an unreadable or invalid document, or bad inputs (``run``).
+Imports stay light: the engine is loaded when a command needs it, and rich only for
+the live display on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.definition import WorkflowDefinition
+    from engine.executor import RunResult
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """A problem with how the command was called; printed on one line, exit 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.handler(args)
+    except _Usage as exc:
+        print(f"agentflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("agentflow: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    from engine import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="agentflow", description="Validate and run AgentFlow workflows."
+    )
+    parser.add_argument("--version", action="version", version=f"agentflow {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check a workflow file; prints 'ok' or errors")
+    validate.add_argument("file", help="workflow JSON file ('-' for stdin)")
+    validate.set_defaults(handler=_cmd_validate)
+
+    run = commands.add_parser("run", help="run a workflow and print its outputs")
+    run.add_argument("file", help="workflow JSON file ('-' for stdin)")
+    run.add_argument("--inputs", metavar="JSON", help="run inputs as a JSON object")
+    run.add_argument(
+        "--input",
+        metavar="K=V",
+        action="append",
+        default=[],
+        help="one input (repeatable); V is JSON unless the input is declared as a string",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON result object only")
+    run.set_defaults(handler=_cmd_run)
+
+    nodes = commands.add_parser("nodes", help="list node types with their config schema")
+    nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    nodes.set_defaults(handler=_cmd_nodes)
+    return parser
+
+
+# -- documents -------------------------------------------------------------------
+def _read_document(file: str) -> tuple[str, str | None]:
+    if file == "-":
+        return sys.stdin.read(), "<stdin>"
+    path = Path(file)
+    if not path.is_file():
+        raise _Usage(f"{file}: no such file")
+    try:
+        return path.read_text(encoding="utf-8"), file
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Usage(f"{file}: cannot read: {exc}") from None
+
+
+def _load(file: str) -> WorkflowDefinition:
+    from engine.definition import load_definition
+    from engine.errors import DefinitionError
+
+    text, origin = _read_document(file)
+    try:
+        return load_definition(text)
+    except DefinitionError as exc:
+        exc.source = origin
+        raise
+
+
+# -- validate --------------------------------------------------------------------
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from engine.errors import DefinitionError, WorkflowValidationError
+    from engine.graph import compile_workflow
+
+    try:
+        compile_workflow(_load(args.file))
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    except WorkflowValidationError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return EXIT_FAILED
+    print("ok")
+    return EXIT_OK
+
+
+# -- run -------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from engine.errors import DefinitionError, InputValidationError, WorkflowValidationError
+    from engine.graph import compile_workflow
+
+    try:
+        compiled = compile_workflow(_load(args.file))
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except WorkflowValidationError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return EXIT_USAGE
+    start = compiled.nodes[compiled.start_id]
+    declared = {spec.name: spec.type for spec in getattr(start.static_config, "inputs", [])}
+    try:
+        inputs = _parse_inputs(args.inputs, args.input, declared)
+        result = asyncio.run(_execute(compiled, inputs, live=not args.json))
+    except InputValidationError as exc:
+        print(f"agentflow: bad input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+    else:
+        _print_result(result)
+    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _parse_inputs(
+    inputs_json: str | None, pairs: list[str], declared: dict[str, str]
+) -> dict[str, Any]:
+    from engine._private.inputs import coerce_text
+    from engine.errors import InputValidationError
+
+    inputs: dict[str, Any] = {}
+    if inputs_json is not None:
+        try:
+            parsed = json.loads(inputs_json)
+        except json.JSONDecodeError as exc:
+            raise _Usage(
+                f"--inputs is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise _Usage("--inputs must be a JSON object")
+        inputs.update(parsed)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise _Usage(f"--input expects KEY=VALUE, got {pair!r}")
+        try:
+            inputs[key] = coerce_text(declared.get(key), text)
+        except InputValidationError as exc:
+            raise InputValidationError(exc.message, field=key) from None
+    return inputs
+
+
+async def _execute(compiled: Any, inputs: dict[str, Any], *, live: bool) -> RunResult:
+    from engine.executor import Executor
+
+    run = Executor().start(compiled, inputs)
+    if not live:
+        return await run.wait()
+    from engine._private.progress import progress_display
+
+    with progress_display(compiled, sys.stderr) as listener:
+        run.subscribe(listener)
+        return await run.wait()
+
+
+def _print_result(result: RunResult) -> None:
+    print(f"{result.status} in {result.duration_ms:.1f} ms  (execution {result.execution_id})",
+          file=sys.stderr)
+    if result.error:
+        where = f" [node {result.error.get('nodeId')}]" if result.error.get("nodeId") else ""
+        print(f"error{where}: {result.error.get('message')}", file=sys.stderr)
+    print(json.dumps(result.outputs, indent=2, ensure_ascii=False, default=str))
+
+
+# -- nodes -----------------------------------------------------------------------
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    from engine.nodes.registry import default_registry
+
+    described = [node_type.describe() for node_type in default_registry().all()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return EXIT_OK
+    for item in described:
+        print(f"{item['type']:<11} {item['description']}")
+        properties = item["config"].get("properties", {})
+        required = set(item["config"].get("required", []))
+        for name, schema in properties.items():
+            if name in ("timeoutMs", "maxRetries", "errorHandling", "fallback"):
+                continue
+            kind = schema.get("type") or " | ".join(
+                str(option.get("type", "object")) for option in schema.get("anyOf", [])
+            )
+            mark = "*" if name in required else " "
+            print(f"  {mark} {name:<16} {kind}")
+        outputs = ", ".join(item["outputs"]) or "-"
+        print(f"    outputs: {outputs}")
+    print("\n* required.  Every node also accepts timeoutMs, maxRetries, errorHandling, fallback.")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

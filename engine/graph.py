@@ -1,0 +1,390 @@
+"""Validation and compilation: a definition becomes a checked networkx DiGraph.
+
+:func:`validate_definition` reports every problem of a document at once;
+:func:`compile_workflow` returns a :class:`CompiledWorkflow` ready to run, with each
+node's references parsed and its static config validated once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError as PydanticValidationError
+
+from engine._private.references import (
+    INPUTS_ROOT,
+    Reference,
+    Resolver,
+    compile_value,
+    reference_locations,
+)
+from engine.definition import Edge, Node, WorkflowDefinition
+from engine.errors import UnknownNodeTypeError, ValidationIssue, WorkflowValidationError
+from engine.nodes.base import BaseNodeConfig, NodeType
+from engine.nodes.registry import NodeRegistry, default_registry
+
+__all__ = ["CompiledEdge", "CompiledNode", "CompiledWorkflow", "compile_workflow", "validate_definition"]
+
+ERROR_HANDLE = "error"
+
+
+@dataclass(slots=True)
+class CompiledEdge:
+    edge: Edge
+    source: CompiledNode
+    target: CompiledNode
+    handle: str
+
+
+@dataclass(slots=True, eq=False)
+class CompiledNode:
+    node: Node
+    node_type: NodeType[Any]
+    policy: BaseNodeConfig
+    static_config: BaseNodeConfig | None
+    resolver: Resolver | None
+    references: list[Reference]
+    out_edges: list[CompiledEdge] = field(default_factory=list)
+    in_edges: list[CompiledEdge] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    def build_config(self, raw: dict[str, Any]) -> BaseNodeConfig:
+        return self.node_type.Config.model_validate(raw)
+
+
+@dataclass(slots=True)
+class CompiledWorkflow:
+    definition: WorkflowDefinition
+    graph: nx.DiGraph
+    nodes: dict[str, CompiledNode]
+    order: list[str]
+    start_id: str
+    end_ids: list[str]
+
+    @property
+    def settings(self) -> Any:
+        return self.definition.settings
+
+    def upstream_of(self, node_id: str) -> set[str]:
+        return set(nx.ancestors(self.graph, node_id))
+
+
+def validate_definition(
+    definition: WorkflowDefinition, registry: NodeRegistry | None = None
+) -> list[ValidationIssue]:
+    """Every problem of the definition, in document order; empty when it is valid."""
+    try:
+        compile_workflow(definition, registry)
+    except WorkflowValidationError as exc:
+        return exc.issues
+    return []
+
+
+def compile_workflow(
+    definition: WorkflowDefinition, registry: NodeRegistry | None = None
+) -> CompiledWorkflow:
+    """Check the definition and prepare it for the executor.
+
+    Raises :class:`WorkflowValidationError` with all issues found.
+    """
+    registry = registry or default_registry()
+    issues: list[ValidationIssue] = []
+
+    id_counts = Counter(node.id for node in definition.nodes)
+    for node_id, count in id_counts.items():
+        if count > 1:
+            issues.append(
+                ValidationIssue("duplicate_id", f"node id used {count} times", node_id=node_id)
+            )
+    edge_counts = Counter(edge.id for edge in definition.edges)
+    for edge_id, count in edge_counts.items():
+        if count > 1:
+            issues.append(
+                ValidationIssue("duplicate_id", f"edge id used {count} times", edge_id=edge_id)
+            )
+
+    compiled: dict[str, CompiledNode] = {}
+    for node in definition.nodes:
+        if node.id in compiled:
+            continue
+        try:
+            node_type = registry.get(node.type, node_id=node.id)
+        except UnknownNodeTypeError as exc:
+            issues.append(ValidationIssue("unknown_type", exc.message, node_id=node.id, field="type"))
+            continue
+        compiled_node = _compile_node(node, node_type, issues)
+        if compiled_node is not None:
+            compiled[node.id] = compiled_node
+
+    starts = [node.id for node in definition.nodes if node.type == "start"]
+    if not starts:
+        issues.append(ValidationIssue("missing_start", "the workflow has no 'start' node"))
+    elif len(starts) > 1:
+        for node_id in starts[1:]:
+            issues.append(
+                ValidationIssue(
+                    "duplicate_start",
+                    f"a workflow has exactly one 'start' node; '{starts[0]}' is already one",
+                    node_id=node_id,
+                )
+            )
+
+    graph: nx.DiGraph = nx.DiGraph()
+    graph.add_nodes_from(node.id for node in definition.nodes)
+    for edge in definition.edges:
+        _check_edge(edge, definition, compiled, graph, issues)
+
+    acyclic = _check_cycles(graph, issues)
+    order = list(nx.topological_sort(graph)) if acyclic else []
+    ancestors = _Ancestry(graph, order)
+    variables = definition.settings.variables
+    declared_inputs = _declared_inputs(compiled.get(starts[0]) if starts else None)
+    for node_id, compiled_node in compiled.items():
+        if starts and compiled_node.node.type == "start" and graph.in_degree(node_id):
+            issues.append(
+                ValidationIssue("bad_edge", "the 'start' node cannot have incoming edges",
+                                node_id=node_id)
+            )
+        refs = [(ref.root, ref.field, ref) for ref in compiled_node.references]
+        refs += [(root, fld, None) for root, fld in compiled_node.node_type.extra_references(
+            compiled_node.node)]
+        for root, fld, ref in refs:
+            _check_reference(
+                node_id, root, fld, ref, id_counts, ancestors, variables, declared_inputs, issues
+            )
+
+    if issues:
+        raise WorkflowValidationError(issues)
+    return CompiledWorkflow(
+        definition=definition,
+        graph=graph,
+        nodes=compiled,
+        order=order,
+        start_id=starts[0],
+        end_ids=[node.id for node in definition.nodes if node.type == "end"],
+    )
+
+
+def _compile_node(
+    node: Node, node_type: NodeType[Any], issues: list[ValidationIssue]
+) -> CompiledNode | None:
+    raw = node.data.config
+    resolvable = {key: value for key, value in raw.items() if key not in node_type.raw_fields}
+    resolver, references = compile_value(resolvable)
+    if resolver is not None and node_type.raw_fields:
+        inner = resolver
+
+        def resolver(scope: Any, node_id: str, lenient: bool) -> Any:
+            return {**raw, **inner(scope, node_id, lenient)}
+
+    deferred = {loc for loc in reference_locations(resolvable)}
+    static_config: BaseNodeConfig | None = None
+    try:
+        validated = node_type.Config.model_validate(raw)
+        if not deferred:
+            static_config = validated
+    except PydanticValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if any(loc[: len(ref_loc)] == ref_loc for ref_loc in deferred):
+                continue  # typed when the reference is resolved at run time
+            issues.append(
+                ValidationIssue(
+                    "config",
+                    error["msg"],
+                    node_id=node.id,
+                    field=".".join(str(part) for part in loc) or None,
+                )
+            )
+    try:
+        policy = BaseNodeConfig.model_validate(raw)
+    except PydanticValidationError as exc:
+        for error in exc.errors():
+            issues.append(
+                ValidationIssue(
+                    "config",
+                    f"{error['msg']} (node policy fields cannot be references)",
+                    node_id=node.id,
+                    field=".".join(str(part) for part in error["loc"]) or None,
+                )
+            )
+        return None
+    for issue in node_type.check(node, static_config):
+        issues.append(issue)
+    return CompiledNode(
+        node=node,
+        node_type=node_type,
+        policy=policy,
+        static_config=static_config,
+        resolver=resolver,
+        references=references,
+    )
+
+
+def _check_edge(
+    edge: Edge,
+    definition: WorkflowDefinition,
+    compiled: dict[str, CompiledNode],
+    graph: nx.DiGraph,
+    issues: list[ValidationIssue],
+) -> None:
+    ids = set(graph.nodes)
+    dangling = False
+    for end, field_name in ((edge.source, "source"), (edge.target, "target")):
+        if end not in ids:
+            issues.append(
+                ValidationIssue(
+                    "dangling_edge",
+                    f"{field_name} node '{end}' does not exist",
+                    edge_id=edge.id,
+                    field=field_name,
+                )
+            )
+            dangling = True
+    if dangling:
+        return
+    source, target = compiled.get(edge.source), compiled.get(edge.target)
+    if source is not None:
+        handles = source.node_type.output_handles(source.node) | {ERROR_HANDLE}
+        if edge.source_port not in handles:
+            issues.append(
+                ValidationIssue(
+                    "bad_handle",
+                    f"node '{edge.source}' has no output handle '{edge.source_port}' "
+                    f"(has: {', '.join(sorted(handles))})",
+                    edge_id=edge.id,
+                    node_id=edge.source,
+                    field="sourceHandle",
+                )
+            )
+    if target is not None:
+        target_handles = {"in"} | {port.id for port in target.node.data.inputs or ()}
+        if edge.target_port not in target_handles:
+            issues.append(
+                ValidationIssue(
+                    "bad_handle",
+                    f"node '{edge.target}' has no input handle '{edge.target_port}' "
+                    f"(has: {', '.join(sorted(target_handles))})",
+                    edge_id=edge.id,
+                    node_id=edge.target,
+                    field="targetHandle",
+                )
+            )
+    if source is not None and target is not None:
+        link = CompiledEdge(edge=edge, source=source, target=target, handle=edge.source_port)
+        source.out_edges.append(link)
+        target.in_edges.append(link)
+    graph.add_edge(edge.source, edge.target)
+
+
+def _check_cycles(graph: nx.DiGraph, issues: list[ValidationIssue]) -> bool:
+    acyclic = True
+    for component in nx.strongly_connected_components(graph):
+        if len(component) == 1:
+            (only,) = component
+            if not graph.has_edge(only, only):
+                continue
+        acyclic = False
+        members = sorted(component)
+        cycle = nx.find_cycle(graph.subgraph(members))
+        path = " -> ".join([str(edge[0]) for edge in cycle] + [str(cycle[0][0])])
+        for node_id in members:
+            issues.append(ValidationIssue("cycle", f"cycle: {path}", node_id=node_id))
+    return acyclic
+
+
+class _Ancestry:
+    """Upstream tests without quadratic cost: direct predecessors first, then bitsets."""
+
+    def __init__(self, graph: nx.DiGraph, order: list[str]) -> None:
+        self._graph = graph
+        self._order = order
+        self._bits: dict[str, int] | None = None
+        self._index: dict[str, int] = {}
+
+    def is_upstream(self, candidate: str, node_id: str) -> bool:
+        if candidate == node_id:
+            return False
+        if self._graph.has_edge(candidate, node_id):
+            return True
+        if not self._order:  # cyclic graph: fall back to a search
+            return candidate in nx.ancestors(self._graph, node_id)
+        if self._bits is None:
+            self._build()
+        assert self._bits is not None
+        return bool(self._bits[node_id] >> self._index[candidate] & 1)
+
+    def _build(self) -> None:
+        self._index = {node_id: index for index, node_id in enumerate(self._order)}
+        bits: dict[str, int] = {}
+        for node_id in self._order:
+            mask = 0
+            for parent in self._graph.predecessors(node_id):
+                mask |= bits[parent] | (1 << self._index[parent])
+            bits[node_id] = mask
+        self._bits = bits
+
+
+def _declared_inputs(start: CompiledNode | None) -> set[str] | None:
+    if start is None or start.static_config is None:
+        return None
+    declared = getattr(start.static_config, "inputs", None)
+    if declared is None:
+        return None
+    return {item.name for item in declared}
+
+
+def _check_reference(
+    node_id: str,
+    root: str,
+    field_name: str,
+    ref: Reference | None,
+    id_counts: Counter[str],
+    ancestors: _Ancestry,
+    variables: dict[str, Any],
+    declared_inputs: set[str] | None,
+    issues: list[ValidationIssue],
+) -> None:
+    text = ref.text if ref is not None else root
+    if root in id_counts:
+        if root == node_id:
+            issues.append(
+                ValidationIssue("reference", f"'{text}' refers to the node itself",
+                                node_id=node_id, field=field_name)
+            )
+        elif not ancestors.is_upstream(root, node_id):
+            issues.append(
+                ValidationIssue(
+                    "reference",
+                    f"'{text}' refers to node '{root}', which is not upstream of '{node_id}' "
+                    "(connect it with an edge)",
+                    node_id=node_id,
+                    field=field_name,
+                )
+            )
+    elif root == INPUTS_ROOT:
+        if ref is not None and ref.path and declared_inputs is not None:
+            if ref.path[0] not in declared_inputs:
+                issues.append(
+                    ValidationIssue(
+                        "reference",
+                        f"'{text}': the start node declares no input '{ref.path[0]}'",
+                        node_id=node_id,
+                        field=field_name,
+                    )
+                )
+    elif root not in variables:
+        issues.append(
+            ValidationIssue(
+                "reference",
+                f"'{text}' names no node, input or workflow variable",
+                node_id=node_id,
+                field=field_name,
+            )
+        )

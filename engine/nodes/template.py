@@ -1,0 +1,89 @@
+"""``template``: renders Jinja2 text in a sandbox (no code execution, no attribute tricks).
+
+The context holds every upstream node's outputs by id (also as ``nodes['id']`` for ids
+that are not identifiers), the run's ``inputs`` and the workflow variables. Values are
+data: a value that looks like a template is rendered as text, never evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from engine.definition import Node
+from engine.errors import NodeError, ValidationIssue
+from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
+
+_SPECIAL = {"nodes", "inputs"}
+
+
+class TemplateConfig(BaseNodeConfig):
+    template: str = Field(description="Jinja2 template text.")
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class TemplateNode(NodeType[TemplateConfig]):
+    type = "template"
+    description = "Render a Jinja2 template (sandboxed) over upstream outputs and inputs."
+    Config = TemplateConfig
+    outputs = {"text": "the rendered text"}
+    raw_fields = frozenset({"template"})
+
+    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
+        from jinja2 import TemplateSyntaxError
+
+        text = node.data.config.get("template")
+        if not isinstance(text, str):
+            return
+        try:
+            _environment().parse(text)
+        except TemplateSyntaxError as exc:
+            yield ValidationIssue(
+                "config", f"template syntax error at line {exc.lineno}: {exc.message}",
+                node_id=node.id, field="template",
+            )
+
+    def extra_references(self, node: Node) -> Iterable[tuple[str, str]]:
+        from jinja2 import TemplateSyntaxError, meta
+
+        text = node.data.config.get("template")
+        if not isinstance(text, str):
+            return
+        env = _environment()
+        try:
+            names = meta.find_undeclared_variables(env.parse(text))
+        except TemplateSyntaxError:
+            return
+        for name in sorted(names):
+            if name not in env.globals and name not in _SPECIAL:
+                yield name, "template"
+
+    async def run(self, ctx: NodeContext, config: TemplateConfig) -> dict[str, Any]:
+        from jinja2 import TemplateError
+
+        upstream = {
+            node_id: {**outputs, "output": outputs}
+            if isinstance(outputs, dict) and "output" not in outputs else outputs
+            for node_id, outputs in ctx.upstream().items()
+        }
+        context: dict[str, Any] = {**ctx.settings.variables, **upstream}
+        context["nodes"] = upstream
+        context["inputs"] = dict(ctx.run_inputs)
+        try:
+            text = _environment().from_string(config.template).render(context)
+        except TemplateError as exc:
+            raise NodeError(f"template failed: {exc}", node_id=ctx.node_id, field="template") from None
+        return {"text": text}
