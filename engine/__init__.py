@@ -46,10 +46,11 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
-from engine.executor import Executor, NodeState, Run, RunResult, run_workflow
+from engine.executor import Executor, Run, run_workflow
 from engine.graph import CompiledWorkflow, compile_workflow, validate_definition
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeResult, NodeType
 from engine.nodes.registry import NodeRegistry, default_registry
+from engine.results import NodeState, RunResult
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.definition import WorkflowDefinition
-    from engine.executor import RunResult
+    from engine.results import RunResult
 
 __all__ = ["main"]
 
@@ -193,8 +193,10 @@ async def _execute(compiled: Any, inputs: dict[str, Any], *, live: bool) -> RunR
 
 
 def _print_result(result: RunResult) -> None:
-    print(f"{result.status} in {result.duration_ms:.1f} ms  (execution {result.execution_id})",
-          file=sys.stderr)
+    print(
+        f"{result.status} in {result.duration_ms:.1f} ms  (execution {result.execution_id})",
+        file=sys.stderr,
+    )
     if result.error:
         where = f" [node {result.error.get('nodeId')}]" if result.error.get("nodeId") else ""
         print(f"error{where}: {result.error.get('message')}", file=sys.stderr)

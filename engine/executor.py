@@ -20,15 +20,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from engine._private.inputs import prepare_inputs
 from engine._private.references import Scope
-from engine.definition import WorkflowDefinition
+from engine.definition import RetryPolicy, WorkflowDefinition
 from engine.errors import (
     AgentFlowError,
     NodeError,
@@ -48,74 +47,22 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
-from engine.graph import ERROR_HANDLE, CompiledEdge, CompiledNode, CompiledWorkflow, compile_workflow
+from engine.graph import (
+    ERROR_HANDLE,
+    CompiledEdge,
+    CompiledNode,
+    CompiledWorkflow,
+    compile_workflow,
+)
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeResult
 from engine.nodes.registry import NodeRegistry
+from engine.results import NodeState, RunResult
 
-__all__ = ["Executor", "NodeState", "Run", "RunResult", "RunStatus", "run_workflow"]
+__all__ = ["Executor", "Run", "run_workflow"]
 
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "interrupted"]
 EventListener = Callable[[Event], None]
 
 _ACTIVE, _SKIPPED, _DEAD = 1, 2, 3
-
-
-@dataclass(slots=True)
-class NodeState:
-    """One node's fate in a run."""
-
-    node_id: str
-    node_type: str
-    status: str = "pending"
-    attempts: int = 0
-    started_at: float | None = None
-    ended_at: float | None = None
-    duration_ms: float | None = None
-    inputs: Any = None
-    outputs: Any = None
-    error: dict[str, Any] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    tokens: int = 0
-    used_fallback: bool = False
-    skip_reason: str | None = None
-    reused: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "attempts": self.attempts,
-            "durationMs": None if self.duration_ms is None else round(self.duration_ms, 3),
-            "error": self.error,
-        }
-
-
-@dataclass(slots=True)
-class RunResult:
-    execution_id: str
-    workflow_id: str | None
-    status: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    error: dict[str, Any] | None
-    nodes: dict[str, NodeState]
-    token_usage: dict[str, int]
-    started_at: float
-    ended_at: float
-    duration_ms: float
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "succeeded"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``agentflow run --json`` document."""
-        return {
-            "executionId": self.execution_id,
-            "status": self.status,
-            "outputs": self.outputs,
-            "error": self.error,
-            "nodes": {node_id: state.summary() for node_id, state in self.nodes.items()},
-        }
 
 
 class Executor:
@@ -248,8 +195,15 @@ class Run:
             self._task.cancel()
 
     async def wait(self) -> RunResult:
+        """The result. Cancelling the caller cancels the run (cleanly) and re-raises."""
         assert self._task is not None
-        return await self._task
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task])
+            raise
 
     def __await__(self) -> Generator[Any, None, RunResult]:
         return self.wait().__await__()
@@ -335,7 +289,8 @@ class Run:
 
     def _final_status(self) -> tuple[str, AgentFlowError | None]:
         failures = [
-            state for state in self.states.values()
+            state
+            for state in self.states.values()
             if state.status == "failed" and state.error and not state.error.get("handled")
         ]
         if not failures:
@@ -530,8 +485,13 @@ class Run:
         taken = cn.node_type.taken_handles(result.outputs)
         self._release(
             [
-                (edge, _SKIPPED if edge.handle == ERROR_HANDLE
-                 or (taken is not None and edge.handle not in taken) else _ACTIVE)
+                (
+                    edge,
+                    _SKIPPED
+                    if edge.handle == ERROR_HANDLE
+                    or (taken is not None and edge.handle not in taken)
+                    else _ACTIVE,
+                )
                 for edge in cn.out_edges
             ]
         )
@@ -560,15 +520,19 @@ class Run:
             state.outputs = {"error": state.error}
             self._scope.outputs[cn.id] = state.outputs
             self._release(
-                [(edge, _ACTIVE if edge.handle == ERROR_HANDLE else _SKIPPED)
-                 for edge in cn.out_edges]
+                [
+                    (edge, _ACTIVE if edge.handle == ERROR_HANDLE else _SKIPPED)
+                    for edge in cn.out_edges
+                ]
             )
         elif handled:
             state.outputs = dict(cn.policy.fallback or {})
             state.used_fallback = True
             self._scope.outputs[cn.id] = state.outputs
-            self._release([(edge, _ACTIVE) for edge in cn.out_edges if edge.handle != ERROR_HANDLE]
-                          + [(edge, _SKIPPED) for edge in error_edges])
+            self._release(
+                [(edge, _ACTIVE) for edge in cn.out_edges if edge.handle != ERROR_HANDLE]
+                + [(edge, _SKIPPED) for edge in error_edges]
+            )
         elif mode == "continue":
             self._release([(edge, _DEAD) for edge in cn.out_edges])
         else:
@@ -651,10 +615,10 @@ def _as_node_error(exc: Exception, node_id: str, timeout_s: float | None) -> Nod
     return NodeError(f"{type(exc).__name__}: {exc}", node_id=node_id)
 
 
-def _backoff_delay(attempt: int, policy: Any, retry_after: float | None) -> float:
+def _backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None) -> float:
     base = policy.backoff_ms / 1000 * (2 ** (attempt - 1))
     base = min(base, policy.max_backoff_ms / 1000)
-    delay = base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not crypto
+    delay: float = base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not crypto
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

@@ -26,7 +26,13 @@ from engine.errors import UnknownNodeTypeError, ValidationIssue, WorkflowValidat
 from engine.nodes.base import BaseNodeConfig, NodeType
 from engine.nodes.registry import NodeRegistry, default_registry
 
-__all__ = ["CompiledEdge", "CompiledNode", "CompiledWorkflow", "compile_workflow", "validate_definition"]
+__all__ = [
+    "CompiledEdge",
+    "CompiledNode",
+    "CompiledWorkflow",
+    "compile_workflow",
+    "validate_definition",
+]
 
 ERROR_HANDLE = "error"
 
@@ -116,7 +122,9 @@ def compile_workflow(
         try:
             node_type = registry.get(node.type, node_id=node.id)
         except UnknownNodeTypeError as exc:
-            issues.append(ValidationIssue("unknown_type", exc.message, node_id=node.id, field="type"))
+            issues.append(
+                ValidationIssue("unknown_type", exc.message, node_id=node.id, field="type")
+            )
             continue
         compiled_node = _compile_node(node, node_type, issues)
         if compiled_node is not None:
@@ -137,8 +145,9 @@ def compile_workflow(
 
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(node.id for node in definition.nodes)
+    node_ids = set(id_counts)
     for edge in definition.edges:
-        _check_edge(edge, definition, compiled, graph, issues)
+        _check_edge(edge, node_ids, compiled, graph, issues)
 
     acyclic = _check_cycles(graph, issues)
     order = list(nx.topological_sort(graph)) if acyclic else []
@@ -148,12 +157,17 @@ def compile_workflow(
     for node_id, compiled_node in compiled.items():
         if starts and compiled_node.node.type == "start" and graph.in_degree(node_id):
             issues.append(
-                ValidationIssue("bad_edge", "the 'start' node cannot have incoming edges",
-                                node_id=node_id)
+                ValidationIssue(
+                    "bad_edge", "the 'start' node cannot have incoming edges", node_id=node_id
+                )
             )
-        refs = [(ref.root, ref.field, ref) for ref in compiled_node.references]
-        refs += [(root, fld, None) for root, fld in compiled_node.node_type.extra_references(
-            compiled_node.node)]
+        refs: list[tuple[str, str, Reference | None]] = [
+            (ref.root, ref.field, ref) for ref in compiled_node.references
+        ]
+        refs += [
+            (root, fld, None)
+            for root, fld in compiled_node.node_type.extra_references(compiled_node.node)
+        ]
         for root, fld, ref in refs:
             _check_reference(
                 node_id, root, fld, ref, id_counts, ancestors, variables, declared_inputs, issues
@@ -229,12 +243,11 @@ def _compile_node(
 
 def _check_edge(
     edge: Edge,
-    definition: WorkflowDefinition,
+    ids: set[str],
     compiled: dict[str, CompiledNode],
     graph: nx.DiGraph,
     issues: list[ValidationIssue],
 ) -> None:
-    ids = set(graph.nodes)
     dangling = False
     for end, field_name in ((edge.source, "source"), (edge.target, "target")):
         if end not in ids:
@@ -355,8 +368,12 @@ def _check_reference(
     if root in id_counts:
         if root == node_id:
             issues.append(
-                ValidationIssue("reference", f"'{text}' refers to the node itself",
-                                node_id=node_id, field=field_name)
+                ValidationIssue(
+                    "reference",
+                    f"'{text}' refers to the node itself",
+                    node_id=node_id,
+                    field=field_name,
+                )
             )
         elif not ancestors.is_upstream(root, node_id):
             issues.append(
@@ -369,16 +386,16 @@ def _check_reference(
                 )
             )
     elif root == INPUTS_ROOT:
-        if ref is not None and ref.path and declared_inputs is not None:
-            if ref.path[0] not in declared_inputs:
-                issues.append(
-                    ValidationIssue(
-                        "reference",
-                        f"'{text}': the start node declares no input '{ref.path[0]}'",
-                        node_id=node_id,
-                        field=field_name,
-                    )
+        name = ref.path[0] if ref is not None and ref.path else None
+        if name is not None and declared_inputs is not None and name not in declared_inputs:
+            issues.append(
+                ValidationIssue(
+                    "reference",
+                    f"'{text}': the start node declares no input '{name}'",
+                    node_id=node_id,
+                    field=field_name,
                 )
+            )
     elif root not in variables:
         issues.append(
             ValidationIssue(

@@ -34,8 +34,14 @@ class _Board:
 
     def __init__(self, compiled: Any) -> None:
         self.rows: dict[str, dict[str, Any]] = {
-            node_id: {"type": cn.node.type, "status": "pending", "attempts": 0, "ms": None,
-                      "note": "", "t0": None}
+            node_id: {
+                "type": cn.node.type,
+                "status": "pending",
+                "attempts": 0,
+                "ms": None,
+                "note": "",
+                "t0": None,
+            }
             for node_id, cn in ((nid, compiled.nodes[nid]) for nid in compiled.order)
         }
 

@@ -20,7 +20,9 @@ def _is_empty(value: Any) -> bool:
 
 class AggregateNode(NodeType[AggregateConfig]):
     type = "aggregate"
-    description = "First non-empty value of its 'values' (references to untaken branches are empty)."
+    description = (
+        "First non-empty value of its 'values' (references to untaken branches are empty)."
+    )
     Config = AggregateConfig
     outputs = {"value": "the first non-empty value, or null"}
     lenient_references = True

@@ -46,6 +46,8 @@ class BaseNodeConfig(BaseModel):
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseNodeConfig)
+# Declared outside NodeType, whose ``type`` attribute shadows the builtin inside the class.
+ConfigModel = type[BaseNodeConfig]
 
 
 @dataclass(slots=True)
@@ -114,7 +116,7 @@ class NodeType(ABC, Generic[ConfigT]):
     type: ClassVar[str]
     version: ClassVar[str] = "1"
     description: ClassVar[str] = ""
-    Config: ClassVar[type[BaseNodeConfig]] = BaseNodeConfig
+    Config: ClassVar[ConfigModel] = BaseNodeConfig
     #: Documented outputs: name -> meaning.
     outputs: ClassVar[dict[str, str]] = {}
     #: Config fields the engine must not resolve (the node interprets them itself).

@@ -16,8 +16,21 @@ from engine.errors import NodeError, ValidationIssue
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
 
 Operator = Literal[
-    "==", "!=", ">", ">=", "<", "<=", "contains", "not_contains", "starts_with",
-    "ends_with", "in", "not_in", "is_empty", "is_not_empty", "matches",
+    "==",
+    "!=",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "in",
+    "not_in",
+    "is_empty",
+    "is_not_empty",
+    "matches",
 ]
 ELSE = "else"
 
@@ -90,7 +103,7 @@ def evaluate(op: str, left: Any, right: Any) -> bool:
         return not _equal(left, right)
     if op in (">", ">=", "<", "<="):
         a, b = _ordered(left, right)
-        return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+        return bool({">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op])
     if op == "contains":
         return _contains(left, right)
     if op == "not_contains":
@@ -122,7 +135,9 @@ class ConditionNode(NodeType[ConditionConfig]):
         cases = node.data.config.get("cases")
         handles = {ELSE}
         if isinstance(cases, list):
-            handles.update(c["id"] for c in cases if isinstance(c, dict) and isinstance(c.get("id"), str))
+            handles.update(
+                c["id"] for c in cases if isinstance(c, dict) and isinstance(c.get("id"), str)
+            )
         return handles
 
     def taken_handles(self, outputs: Mapping[str, Any]) -> set[str] | None:
@@ -137,12 +152,16 @@ class ConditionNode(NodeType[ConditionConfig]):
             case_id = case.get("id") if isinstance(case, dict) else None
             if case_id in (ELSE, "error"):
                 yield ValidationIssue(
-                    "config", f"case id '{case_id}' is reserved", node_id=node.id,
+                    "config",
+                    f"case id '{case_id}' is reserved",
+                    node_id=node.id,
                     field=f"cases.{index}.id",
                 )
             elif isinstance(case_id, str) and case_id in seen:
                 yield ValidationIssue(
-                    "config", f"case id '{case_id}' used twice", node_id=node.id,
+                    "config",
+                    f"case id '{case_id}' used twice",
+                    node_id=node.id,
                     field=f"cases.{index}.id",
                 )
             if isinstance(case_id, str):

@@ -38,8 +38,10 @@ class StartNode(NodeType[StartConfig]):
             for index, item in enumerate(config.inputs):
                 if item.name in seen:
                     yield ValidationIssue(
-                        "config", f"input '{item.name}' declared twice",
-                        node_id=node.id, field=f"inputs.{index}.name",
+                        "config",
+                        f"input '{item.name}' declared twice",
+                        node_id=node.id,
+                        field=f"inputs.{index}.name",
                     )
                 seen.add(item.name)
 

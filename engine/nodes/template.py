@@ -8,7 +8,7 @@ data: a value that looks like a template is rendered as text, never evaluated.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -32,7 +32,22 @@ def _environment() -> SandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+@lru_cache(maxsize=1024)
+def _analyse(text: str) -> tuple[str | None, frozenset[str]]:
+    """(syntax error or None, names the template reads), parsed once per text."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    env = _environment()
+    try:
+        names = meta.find_undeclared_variables(env.parse(text))
+    except TemplateSyntaxError as exc:
+        return f"template syntax error at line {exc.lineno}: {exc.message}", frozenset()
+    return None, frozenset(n for n in names if n not in env.globals and n not in _SPECIAL)
 
 
 class TemplateNode(NodeType[TemplateConfig]):
@@ -43,32 +58,16 @@ class TemplateNode(NodeType[TemplateConfig]):
     raw_fields = frozenset({"template"})
 
     def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
-        from jinja2 import TemplateSyntaxError
-
         text = node.data.config.get("template")
-        if not isinstance(text, str):
-            return
-        try:
-            _environment().parse(text)
-        except TemplateSyntaxError as exc:
-            yield ValidationIssue(
-                "config", f"template syntax error at line {exc.lineno}: {exc.message}",
-                node_id=node.id, field="template",
-            )
+        if isinstance(text, str):
+            error, _ = _analyse(text)
+            if error:
+                yield ValidationIssue("config", error, node_id=node.id, field="template")
 
     def extra_references(self, node: Node) -> Iterable[tuple[str, str]]:
-        from jinja2 import TemplateSyntaxError, meta
-
         text = node.data.config.get("template")
-        if not isinstance(text, str):
-            return
-        env = _environment()
-        try:
-            names = meta.find_undeclared_variables(env.parse(text))
-        except TemplateSyntaxError:
-            return
-        for name in sorted(names):
-            if name not in env.globals and name not in _SPECIAL:
+        if isinstance(text, str):
+            for name in sorted(_analyse(text)[1]):
                 yield name, "template"
 
     async def run(self, ctx: NodeContext, config: TemplateConfig) -> dict[str, Any]:
@@ -76,7 +75,8 @@ class TemplateNode(NodeType[TemplateConfig]):
 
         upstream = {
             node_id: {**outputs, "output": outputs}
-            if isinstance(outputs, dict) and "output" not in outputs else outputs
+            if isinstance(outputs, dict) and "output" not in outputs
+            else outputs
             for node_id, outputs in ctx.upstream().items()
         }
         context: dict[str, Any] = {**ctx.settings.variables, **upstream}
@@ -85,5 +85,7 @@ class TemplateNode(NodeType[TemplateConfig]):
         try:
             text = _environment().from_string(config.template).render(context)
         except TemplateError as exc:
-            raise NodeError(f"template failed: {exc}", node_id=ctx.node_id, field="template") from None
+            raise NodeError(
+                f"template failed: {exc}", node_id=ctx.node_id, field="template"
+            ) from None
         return {"text": text}
