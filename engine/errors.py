@@ -168,6 +168,9 @@ class ReferenceResolutionError(NodeError):
         super().__init__(message, node_id=node_id, field=field)
         self.path = path
 
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "path": self.path}
+
 
 class NodeTimeoutError(NodeError):
     """A node ran past its time limit. Retryable."""
@@ -193,6 +196,9 @@ class NetworkPolicyError(NodeError):
         self.host = host
         self.address = address
 
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "host": self.host, "address": self.address}
+
 
 class CodeExecutionError(NodeError):
     """The code node's sandboxed process raised, timed out or exceeded a limit."""
@@ -209,6 +215,9 @@ class CodeExecutionError(NodeError):
         super().__init__(message, node_id=node_id, field=field)
         self.limit = limit
         self.traceback = traceback
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "limit": self.limit, "traceback": self.traceback}
 
 
 class RunTimeoutError(AgentFlowError):
