@@ -63,6 +63,7 @@ __all__ = ["Executor", "Run", "run_workflow"]
 EventListener = Callable[[Event], None]
 
 _ACTIVE, _SKIPPED, _DEAD = 1, 2, 3
+_YIELD_EVERY = 64
 
 
 class Executor:
@@ -332,11 +333,18 @@ class Run:
 
     async def _worker(self) -> None:
         try:
+            since_yield = 0
             while self._ready and self._stop_error is None:
                 compiled_node = self._ready.popleft()
                 await self._execute(compiled_node)
-                if self._ready:
+                if len(self._ready) > 1:
                     self._spawn_workers()
+                since_yield += 1
+                if since_yield == _YIELD_EVERY:
+                    # A chain of pure-compute nodes never awaits I/O; let event
+                    # consumers and other tasks run now and then.
+                    since_yield = 0
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug in the engine itself: fail loudly, not hang

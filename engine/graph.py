@@ -126,7 +126,7 @@ def compile_workflow(
                 ValidationIssue("unknown_type", exc.message, node_id=node.id, field="type")
             )
             continue
-        compiled_node = _compile_node(node, node_type, issues)
+        compiled_node = _compile_node(node, node_type, registry, issues)
         if compiled_node is not None:
             compiled[node.id] = compiled_node
 
@@ -186,7 +186,7 @@ def compile_workflow(
 
 
 def _compile_node(
-    node: Node, node_type: NodeType[Any], issues: list[ValidationIssue]
+    node: Node, node_type: NodeType[Any], registry: NodeRegistry, issues: list[ValidationIssue]
 ) -> CompiledNode | None:
     raw = node.data.config
     resolvable = {key: value for key, value in raw.items() if key not in node_type.raw_fields}
@@ -229,7 +229,7 @@ def _compile_node(
                 )
             )
         return None
-    for issue in node_type.check(node, static_config):
+    for issue in node_type.check(node, static_config, registry):
         issues.append(issue)
     return CompiledNode(
         node=node,

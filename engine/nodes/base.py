@@ -140,8 +140,13 @@ class NodeType(ABC, Generic[ConfigT]):
         """Handles activated by a successful run; ``None`` means all of them."""
         return None
 
-    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
-        """Checks beyond the schema (the config is ``None`` when it holds references)."""
+    def check(
+        self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
+    ) -> Iterable[ValidationIssue]:
+        """Checks beyond the schema (the config is ``None`` when it holds references).
+
+        ``registry`` is the one compiling the workflow (for nested definitions).
+        """
         return ()
 
     def extra_references(self, node: Node) -> Iterable[tuple[str, str]]:

@@ -26,13 +26,16 @@ from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from engine.definition import Node
 from engine.errors import CodeExecutionError, ValidationIssue
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from engine.nodes.registry import NodeRegistry
 
 RUNNER = Path(__file__).resolve().parent.parent / "_private" / "code_runner.py"
 DEFAULT_TIMEOUT_MS = 30_000
@@ -282,7 +285,9 @@ class CodeNode(NodeType[CodeConfig]):
     raw_fields = frozenset({"code"})
     handles_timeout = True
 
-    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
+    def check(
+        self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
+    ) -> Iterable[ValidationIssue]:
         code = node.data.config.get("code")
         if not isinstance(code, str) or not code:
             return

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.definition import Node
 from engine.errors import NodeError, ValidationIssue
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from engine.nodes.registry import NodeRegistry
 
 Operator = Literal[
     "==",
@@ -143,7 +146,9 @@ class ConditionNode(NodeType[ConditionConfig]):
     def taken_handles(self, outputs: Mapping[str, Any]) -> set[str] | None:
         return {outputs["branch"]}
 
-    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
+    def check(
+        self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
+    ) -> Iterable[ValidationIssue]:
         cases = node.data.config.get("cases")
         if not isinstance(cases, list):
             return

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.definition import Node, PortType
 from engine.errors import ValidationIssue
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
+
+if TYPE_CHECKING:
+    from engine.nodes.registry import NodeRegistry
 
 
 class InputDeclaration(BaseModel):
@@ -32,7 +35,9 @@ class StartNode(NodeType[StartConfig]):
     Config = StartConfig
     outputs = {"<input name>": "each declared input, after defaults and type checks"}
 
-    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
+    def check(
+        self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
+    ) -> Iterable[ValidationIssue]:
         if isinstance(config, StartConfig):
             seen: set[str] = set()
             for index, item in enumerate(config.inputs):

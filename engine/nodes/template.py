@@ -20,6 +20,8 @@ from engine.nodes.base import BaseNodeConfig, NodeContext, NodeType
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
 
+    from engine.nodes.registry import NodeRegistry
+
 _SPECIAL = {"nodes", "inputs"}
 
 
@@ -57,7 +59,9 @@ class TemplateNode(NodeType[TemplateConfig]):
     outputs = {"text": "the rendered text"}
     raw_fields = frozenset({"template"})
 
-    def check(self, node: Node, config: BaseNodeConfig | None) -> Iterable[ValidationIssue]:
+    def check(
+        self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
+    ) -> Iterable[ValidationIssue]:
         text = node.data.config.get("template")
         if isinstance(text, str):
             error, _ = _analyse(text)
