@@ -51,6 +51,7 @@ from engine.graph import CompiledWorkflow, compile_workflow, validate_definition
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeResult, NodeType
 from engine.nodes.registry import NodeRegistry, default_registry
 from engine.results import NodeState, RunResult
+from engine.services import NodeCache, RunServices, SecretSource, WorkflowSource
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ __all__ = [
     "NodeContext",
     "NodeData",
     "NodeDelta",
+    "NodeCache",
     "NodeError",
     "NodeFailed",
     "NodeRegistry",
@@ -89,12 +91,15 @@ __all__ = [
     "RunCancelledError",
     "RunFinished",
     "RunResult",
+    "RunServices",
     "RunStarted",
     "RunTimeoutError",
+    "SecretSource",
     "UnknownNodeTypeError",
     "ValidationIssue",
     "WorkflowDefinition",
     "WorkflowSettings",
+    "WorkflowSource",
     "WorkflowValidationError",
     "__version__",
     "compile_workflow",

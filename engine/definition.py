@@ -106,6 +106,7 @@ class WorkflowSettings(_Model):
     error_handling: ErrorHandling = "stop"
     max_concurrency: int = Field(default=32, ge=1, le=100_000)
     allow_private_network: bool = False
+    cache: bool = Field(default=False, description="Cache every node's outputs (see node cache).")
     variables: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -84,6 +84,7 @@ class NodeSucceeded(Event):
     duration_ms: float
     metadata: dict[str, Any] = field(default_factory=dict)
     used_fallback: bool = False
+    cached: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

@@ -57,6 +57,7 @@ from engine.graph import (
 from engine.nodes.base import BaseNodeConfig, NodeContext, NodeResult
 from engine.nodes.registry import NodeRegistry
 from engine.results import NodeState, RunResult
+from engine.services import NodeCache, RunServices, cache_key
 
 __all__ = ["Executor", "Run", "run_workflow"]
 
@@ -69,8 +70,11 @@ _YIELD_EVERY = 64
 class Executor:
     """Runs compiled workflows. One executor can run many workflows at once."""
 
-    def __init__(self, registry: NodeRegistry | None = None) -> None:
+    def __init__(
+        self, registry: NodeRegistry | None = None, services: RunServices | None = None
+    ) -> None:
         self.registry = registry
+        self.services = services or RunServices()
 
     def compile(self, definition: WorkflowDefinition | CompiledWorkflow) -> CompiledWorkflow:
         if isinstance(definition, CompiledWorkflow):
@@ -151,6 +155,7 @@ class Run:
             node_id: NodeState(node_id, cn.node.type) for node_id, cn in compiled.nodes.items()
         }
         self._settings = compiled.definition.settings
+        self._services = executor.services
         self._reuse = reuse_outputs
         self._listeners: list[EventListener] = []
         self._queues: list[asyncio.Queue[Event | None]] = []
@@ -398,13 +403,28 @@ class Run:
         timeout_s = policy.timeout_ms / 1000 if policy.timeout_ms else None
         t0 = time.perf_counter()
         state.started_at = time.time()
-        attempt = 0
+        state.status = "running"
+        state.attempts = 1
+        self._emit_started(cn, 1)
+        try:
+            config = self._resolve(cn, state)
+        except NodeError as unresolved:
+            self._fail(cn, state, unresolved, t0)
+            return
+        cache = self._services.cache
+        key = None
+        wanted = policy.cache or (policy.cache is None and self._settings.cache)
+        if cache is not None and wanted and cn.node_type.cacheable:
+            key = self._cache_key(cn, state.inputs)
+            hit = cache.get(key)
+            if hit is not None:
+                state.cached = True
+                self._succeed(cn, state, NodeResult(hit, {"cached": True, "cacheKey": key}), t0)
+                return
+        attempt = 1
         while True:
-            attempt += 1
-            state.attempts = attempt
-            state.status = "running"
             try:
-                result = await self._attempt(cn, state, attempt, timeout_s)
+                result = await self._attempt(cn, config, attempt, timeout_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -421,15 +441,18 @@ class Run:
                         )
                     )
                     await asyncio.sleep(delay)
+                    attempt += 1
+                    state.attempts = attempt
+                    self._emit_started(cn, attempt)
                     continue
                 self._fail(cn, state, error, t0)
                 return
+            if key is not None and cache is not None:
+                self._store_in_cache(cache, key, cn, result)
             self._succeed(cn, state, result, t0)
             return
 
-    async def _attempt(
-        self, cn: CompiledNode, state: NodeState, attempt: int, timeout_s: float | None
-    ) -> NodeResult:
+    def _emit_started(self, cn: CompiledNode, attempt: int) -> None:
         self._emit(
             NodeStarted(
                 execution_id=self.execution_id,
@@ -438,14 +461,35 @@ class Run:
                 attempt=attempt,
             )
         )
-        config = cn.static_config
-        if config is None:
-            assert cn.resolver is not None
-            raw = cn.resolver(self._scope, cn.id, cn.node_type.lenient_references)
-            state.inputs = raw
-            config = _validate_config(cn, raw)
-        else:
+
+    def _resolve(self, cn: CompiledNode, state: NodeState) -> BaseNodeConfig:
+        """The node's config with references resolved and validated, once per node run."""
+        if cn.static_config is not None:
             state.inputs = cn.node.data.config
+            return cn.static_config
+        assert cn.resolver is not None
+        raw = cn.resolver(self._scope, cn.id, cn.node_type.lenient_references)
+        state.inputs = raw
+        return _validate_config(cn, raw)
+
+    def _cache_key(self, cn: CompiledNode, resolved: Any) -> str:
+        # A node that reads upstream outputs outside its config (a template) keys on them too.
+        read: Any = None
+        if cn.node_type.reads_upstream:
+            read = {"nodes": self._upstream_outputs(cn.id), "inputs": self.inputs}
+        return cache_key(cn.node.type, cn.node_type.version, resolved, read)
+
+    def _store_in_cache(
+        self, cache: NodeCache, key: str, cn: CompiledNode, result: NodeResult
+    ) -> None:
+        try:
+            cache.put(key, cn.node.type, result.outputs)
+        except Exception as exc:  # a cache that cannot keep a value must not fail the node
+            self._log(cn.id, "warning", f"outputs not cached: {type(exc).__name__}: {exc}")
+
+    async def _attempt(
+        self, cn: CompiledNode, config: BaseNodeConfig, attempt: int, timeout_s: float | None
+    ) -> NodeResult:
         ctx = NodeContext(
             node=cn.node,
             execution_id=self.execution_id,
@@ -456,6 +500,7 @@ class Run:
             emit_delta=partial(self._emit_delta, cn.id),
             log=partial(self._log, cn.id),
             registry=self.executor.registry,
+            services=self._services,
         )
         if timeout_s is None or cn.node_type.handles_timeout:
             produced = await cn.node_type.run(ctx, config)
@@ -488,6 +533,7 @@ class Run:
                 attempts=state.attempts,
                 duration_ms=state.duration_ms,
                 metadata=result.metadata,
+                cached=state.cached,
             )
         )
         taken = cn.node_type.taken_handles(result.outputs)

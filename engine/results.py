@@ -32,6 +32,7 @@ class NodeState:
     used_fallback: bool = False
     skip_reason: str | None = None
     reused: bool = False
+    cached: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {

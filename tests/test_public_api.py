@@ -52,6 +52,10 @@ ENGINE_API = {
     "load_definition",
     "run_workflow",
     "validate_definition",
+    "NodeCache",
+    "RunServices",
+    "SecretSource",
+    "WorkflowSource",
 }
 
 

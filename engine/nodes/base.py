@@ -20,6 +20,7 @@ from engine.errors import ValidationIssue
 if TYPE_CHECKING:
     from engine.definition import Node, WorkflowSettings
     from engine.nodes.registry import NodeRegistry
+    from engine.services import RunServices
 
 __all__ = [
     "BaseNodeConfig",
@@ -42,6 +43,11 @@ class BaseNodeConfig(BaseModel):
     error_handling: Literal["stop", "continue", "fallback"] | None = None
     fallback: dict[str, Any] | None = Field(
         default=None, description="Outputs to use when the node fails under 'fallback'."
+    )
+    cache: bool | None = Field(
+        default=None,
+        description="Reuse stored outputs for the same type, config and inputs "
+        "(default: the workflow's settings.cache).",
     )
 
 
@@ -70,6 +76,7 @@ class NodeContext:
         "node",
         "registry",
         "run_inputs",
+        "services",
         "settings",
         "upstream",
     )
@@ -86,6 +93,7 @@ class NodeContext:
         emit_delta: Callable[[str], None],
         log: Callable[[str, str], None],
         registry: NodeRegistry | None = None,
+        services: RunServices | None = None,
     ) -> None:
         self.node = node
         self.execution_id = execution_id
@@ -97,6 +105,8 @@ class NodeContext:
         self._log = log
         #: The registry the run was compiled with (``None`` means the default one).
         self.registry = registry
+        #: Cache, stored workflows and secrets lent by the host (the store), if any.
+        self.services = services
 
     @property
     def node_id(self) -> str:
@@ -128,6 +138,10 @@ class NodeType(ABC, Generic[ConfigT]):
     #: The node enforces ``timeoutMs`` itself (e.g. by killing a process), so the
     #: executor does not wrap it in ``asyncio.timeout``.
     handles_timeout: ClassVar[bool] = False
+    #: The node reads upstream outputs besides its resolved config (so its cache key must).
+    reads_upstream: ClassVar[bool] = False
+    #: Whether outputs may be reused from the node cache (not for nodes that read the run).
+    cacheable: ClassVar[bool] = True
 
     def output_handles(self, node: Node) -> set[str]:
         """Output handle ids an edge may leave this node from (``error`` is always allowed)."""

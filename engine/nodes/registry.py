@@ -28,6 +28,7 @@ _BUILTINS: dict[str, str] = {
     "sql": "engine.nodes.sql:SqlNode",
     "aggregate": "engine.nodes.aggregate:AggregateNode",
     "llm": "engine.nodes.llm:LlmNode",
+    "subworkflow": "engine.nodes.subworkflow:SubworkflowNode",
 }
 
 

@@ -33,6 +33,7 @@ class StartNode(NodeType[StartConfig]):
     type = "start"
     description = "Entry point: declares the run's inputs (name, type, required, default)."
     Config = StartConfig
+    cacheable = False  # its outputs are the run's inputs
     outputs = {"<input name>": "each declared input, after defaults and type checks"}
 
     def check(

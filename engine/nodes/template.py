@@ -58,6 +58,7 @@ class TemplateNode(NodeType[TemplateConfig]):
     Config = TemplateConfig
     outputs = {"text": "the rendered text"}
     raw_fields = frozenset({"template"})
+    reads_upstream = True
 
     def check(
         self, node: Node, config: BaseNodeConfig | None, registry: NodeRegistry
