@@ -9,45 +9,43 @@ the live display on a terminal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.cli_plugins import CliContext, CliError, load_plugins
+
 if TYPE_CHECKING:
     from engine.definition import WorkflowDefinition
     from engine.results import RunResult
 
-__all__ = ["main"]
+__all__ = ["load_document", "main", "parse_inputs"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class _Usage(Exception):
-    """A problem with how the command was called; printed on one line, exit 2."""
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    parser = _parser()
+    parser, cli = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    args.cli = cli
     try:
         code: int = args.handler(args)
-    except _Usage as exc:
+    except CliError as exc:
         print(f"agentflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print("agentflow: interrupted", file=sys.stderr)
         return 130
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, CliContext]:
     from engine import __version__
 
     parser = argparse.ArgumentParser(
@@ -76,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="list node types with their config schema")
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
     nodes.set_defaults(handler=_cmd_nodes)
-    return parser
+
+    cli = CliContext(commands, run)
+    load_plugins(cli)
+    return parser, cli
 
 
 # -- documents -------------------------------------------------------------------
@@ -85,17 +86,23 @@ def _read_document(file: str) -> tuple[str, str | None]:
         return sys.stdin.read(), "<stdin>"
     path = Path(file)
     if not path.is_file():
-        raise _Usage(f"{file}: no such file")
+        raise CliError(f"{file}: no such file")
     try:
         return path.read_text(encoding="utf-8"), file
     except (OSError, UnicodeDecodeError) as exc:
-        raise _Usage(f"{file}: cannot read: {exc}") from None
+        raise CliError(f"{file}: cannot read: {exc}") from None
 
 
-def _load(file: str) -> WorkflowDefinition:
+def load_document(file: str, cli: CliContext) -> WorkflowDefinition:
+    """A workflow from a JSON file, stdin, or any kind a plugin loader reads."""
     from engine.definition import load_definition
     from engine.errors import DefinitionError
 
+    loader = next((fn for suffix, fn in cli.loaders.items() if file.endswith(suffix)), None)
+    if loader is not None:
+        if not Path(file).is_file():
+            raise CliError(f"{file}: no such file")
+        return loader(Path(file))
     text, origin = _read_document(file)
     try:
         return load_definition(text)
@@ -110,7 +117,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from engine.graph import compile_workflow
 
     try:
-        compile_workflow(_load(args.file))
+        compile_workflow(load_document(args.file, args.cli))
     except DefinitionError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILED
@@ -128,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from engine.graph import compile_workflow
 
     try:
-        compiled = compile_workflow(_load(args.file))
+        compiled = compile_workflow(load_document(args.file, args.cli))
     except DefinitionError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
@@ -139,8 +146,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = compiled.nodes[compiled.start_id]
     declared = {spec.name: spec.type for spec in getattr(start.static_config, "inputs", [])}
     try:
-        inputs = _parse_inputs(args.inputs, args.input, declared)
-        result = asyncio.run(_execute(compiled, inputs, live=not args.json))
+        inputs = parse_inputs(args.inputs, args.input, declared)
+        sessions = [
+            session
+            for hook in args.cli.run_hooks
+            if (session := hook(args, compiled, inputs, args.file)) is not None
+        ]
+        result = args.cli.execute(compiled, inputs, live=not args.json, sessions=sessions)
     except InputValidationError as exc:
         print(f"agentflow: bad input: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,7 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
 
-def _parse_inputs(
+def parse_inputs(
     inputs_json: str | None, pairs: list[str], declared: dict[str, str]
 ) -> dict[str, Any]:
     from engine._private.inputs import coerce_text
@@ -162,34 +174,21 @@ def _parse_inputs(
         try:
             parsed = json.loads(inputs_json)
         except json.JSONDecodeError as exc:
-            raise _Usage(
+            raise CliError(
                 f"--inputs is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
         if not isinstance(parsed, dict):
-            raise _Usage("--inputs must be a JSON object")
+            raise CliError("--inputs must be a JSON object")
         inputs.update(parsed)
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise _Usage(f"--input expects KEY=VALUE, got {pair!r}")
+            raise CliError(f"--input expects KEY=VALUE, got {pair!r}")
         try:
             inputs[key] = coerce_text(declared.get(key), text)
         except InputValidationError as exc:
             raise InputValidationError(exc.message, field=key) from None
     return inputs
-
-
-async def _execute(compiled: Any, inputs: dict[str, Any], *, live: bool) -> RunResult:
-    from engine.executor import Executor
-
-    run = Executor().start(compiled, inputs)
-    if not live:
-        return await run.wait()
-    from engine._private.progress import progress_display
-
-    with progress_display(compiled, sys.stderr) as listener:
-        run.subscribe(listener)
-        return await run.wait()
 
 
 def _print_result(result: RunResult) -> None:
