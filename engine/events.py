@@ -73,6 +73,7 @@ class NodeRetrying(Event):
     attempt: int
     delay_ms: float
     error: dict[str, Any]
+    inputs: Any = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -85,6 +86,8 @@ class NodeSucceeded(Event):
     metadata: dict[str, Any] = field(default_factory=dict)
     used_fallback: bool = False
     cached: bool = False
+    reused: bool = False
+    inputs: Any = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -96,6 +99,7 @@ class NodeFailed(Event):
     duration_ms: float
     status: str = "failed"
     handled: bool = False
+    inputs: Any = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -438,6 +438,7 @@ class Run:
                             attempt=attempt,
                             delay_ms=round(delay * 1000, 1),
                             error=_error_dict(error),
+                            inputs=state.inputs,
                         )
                     )
                     await asyncio.sleep(delay)
@@ -534,6 +535,8 @@ class Run:
                 duration_ms=state.duration_ms,
                 metadata=result.metadata,
                 cached=state.cached,
+                reused=state.reused,
+                inputs=state.inputs,
             )
         )
         taken = cn.node_type.taken_handles(result.outputs)
@@ -568,6 +571,7 @@ class Run:
                 attempts=state.attempts,
                 duration_ms=state.duration_ms,
                 handled=handled,
+                inputs=state.inputs,
             )
         )
         if handled and error_edges:

@@ -8,6 +8,7 @@ libraries are imported on first use: importing litellm alone takes seconds.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ def _litellm() -> Any:
 
 
 async def _litellm_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, None]:
-    litellm = _litellm()
+    # The first import takes seconds; in a thread, the event loop keeps serving others.
+    litellm = await asyncio.to_thread(_litellm)
     provider = provider_of(request.model)
     kwargs: dict[str, Any] = {
         "model": request.model,
