@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from engine.definition import WorkflowDefinition
     from engine.results import RunResult
 
-__all__ = ["load_document", "main", "parse_inputs"]
+__all__ = ["load_document", "main", "parse_inputs", "print_result"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -156,11 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except InputValidationError as exc:
         print(f"agentflow: bad input: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
-    else:
-        _print_result(result)
-    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+    return print_result(result, as_json=args.json)
 
 
 def parse_inputs(
@@ -191,7 +187,16 @@ def parse_inputs(
     return inputs
 
 
-def _print_result(result: RunResult) -> None:
+def print_result(result: RunResult, *, as_json: bool) -> int:
+    """Print the result (one JSON object, or a summary and the outputs); the exit code."""
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+    else:
+        _print_summary(result)
+    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _print_summary(result: RunResult) -> None:
     print(
         f"{result.status} in {result.duration_ms:.1f} ms  (execution {result.execution_id})",
         file=sys.stderr,

@@ -39,11 +39,20 @@ class CliError(Exception):
 class RunSession(Protocol):
     """A host's part in one run started from the command line."""
 
-    #: A fixed execution id (a resumed run keeps its id), or None for a new one.
-    execution_id: str | None
-    #: Outputs of nodes that already succeeded (resume): not executed again.
-    reuse_outputs: dict[str, Any]
-    services: RunServices | None
+    @property
+    def execution_id(self) -> str | None:
+        """A fixed execution id (a resumed run keeps its id), or None for a new one."""
+        ...
+
+    @property
+    def reuse_outputs(self) -> dict[str, Any]:
+        """Outputs of nodes that already succeeded (resume): not executed again."""
+        ...
+
+    @property
+    def services(self) -> RunServices | None:
+        """Cache, stored workflows and secrets for the run."""
+        ...
 
     def on_event(self, event: Event) -> None: ...
 
@@ -81,6 +90,22 @@ class CliContext:
     def add_loader(self, suffix: str, loader: Loader) -> None:
         """Read files ending in ``suffix`` (e.g. ``.py``) as workflows."""
         self.loaders[suffix] = loader
+
+    def compile(self, definition: WorkflowDefinition) -> CompiledWorkflow:
+        """Validate a definition; raises ``CliError`` (exit 2) listing every issue."""
+        from engine.errors import WorkflowValidationError
+        from engine.graph import compile_workflow
+
+        try:
+            return compile_workflow(definition)
+        except WorkflowValidationError as exc:
+            raise CliError(f"the workflow is invalid:\n{exc}") from None
+
+    def report(self, result: RunResult, *, as_json: bool) -> int:
+        """Print a run's result as ``agentflow run`` does; return its exit code."""
+        from engine.cli import print_result
+
+        return print_result(result, as_json=as_json)
 
     def execute(
         self,

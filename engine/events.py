@@ -48,6 +48,7 @@ class RunStarted(Event):
     workflow_id: str | None
     inputs: dict[str, Any]
     node_ids: list[str]
+    node_types: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -235,6 +235,7 @@ class Run:
                 workflow_id=self.workflow_id,
                 inputs=self.inputs,
                 node_ids=list(self.compiled.nodes),
+                node_types={node_id: cn.node.type for node_id, cn in self.compiled.nodes.items()},
             )
         )
         run_error: AgentFlowError | None = None
@@ -477,7 +478,7 @@ class Run:
         # A node that reads upstream outputs outside its config (a template) keys on them too.
         read: Any = None
         if cn.node_type.reads_upstream:
-            read = {"nodes": self._upstream_outputs(cn.id), "inputs": self.inputs}
+            read = {"nodes": dict(self._upstream_outputs(cn.id)), "inputs": self.inputs}
         return cache_key(cn.node.type, cn.node_type.version, resolved, read)
 
     def _store_in_cache(
@@ -497,7 +498,7 @@ class Run:
             attempt=attempt,
             settings=self._settings,
             run_inputs=self.inputs,
-            upstream=partial(self._upstream_outputs, cn.id),
+            upstream=self._upstream_outputs(cn.id),
             emit_delta=partial(self._emit_delta, cn.id),
             log=partial(self._log, cn.id),
             registry=self.executor.registry,
@@ -631,9 +632,8 @@ class Run:
             self._finish_one()
 
     # -- context callbacks ------------------------------------------------------
-    def _upstream_outputs(self, node_id: str) -> dict[str, Any]:
-        upstream = self.compiled.upstream_of(node_id)
-        return {key: value for key, value in self._scope.outputs.items() if key in upstream}
+    def _upstream_outputs(self, node_id: str) -> UpstreamOutputs:
+        return UpstreamOutputs(self._scope.outputs, self.compiled.ancestry, node_id)
 
     def _emit_delta(self, node_id: str, text: str) -> None:
         self._emit(NodeDelta(execution_id=self.execution_id, node_id=node_id, delta=text))
@@ -642,6 +642,30 @@ class Run:
         self._emit(
             LogEvent(execution_id=self.execution_id, node_id=node_id, level=level, message=message)
         )
+
+
+class UpstreamOutputs(Mapping[str, Any]):
+    """Outputs of the nodes upstream of one node, checked per lookup (no copy)."""
+
+    __slots__ = ("_ancestry", "_node_id", "_outputs")
+
+    def __init__(self, outputs: dict[str, Any], ancestry: Any, node_id: str) -> None:
+        self._outputs = outputs
+        self._ancestry = ancestry
+        self._node_id = node_id
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._outputs and self._ancestry.is_upstream(key, self._node_id):
+            return self._outputs[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (
+            key for key in list(self._outputs) if self._ancestry.is_upstream(key, self._node_id)
+        )
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _validate_config(cn: CompiledNode, raw: dict[str, Any]) -> BaseNodeConfig:

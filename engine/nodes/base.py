@@ -89,7 +89,7 @@ class NodeContext:
         attempt: int,
         settings: WorkflowSettings,
         run_inputs: Mapping[str, Any],
-        upstream: Callable[[], dict[str, Any]],
+        upstream: Mapping[str, Any],
         emit_delta: Callable[[str], None],
         log: Callable[[str, str], None],
         registry: NodeRegistry | None = None,
@@ -100,6 +100,7 @@ class NodeContext:
         self.attempt = attempt
         self.settings = settings
         self.run_inputs = run_inputs
+        #: Outputs of the nodes upstream of this one, by node id (read-only view).
         self.upstream = upstream
         self._emit_delta = emit_delta
         self._log = log

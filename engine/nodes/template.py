@@ -7,7 +7,7 @@ data: a value that looks like a template is rendered as text, never evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,25 @@ def _analyse(text: str) -> tuple[str | None, frozenset[str]]:
     return None, frozenset(n for n in names if n not in env.globals and n not in _SPECIAL)
 
 
+class _WithOutputNamespace(Mapping[str, Any]):
+    """Upstream outputs where ``x.output.field`` (the seed's form) also works."""
+
+    def __init__(self, upstream: Mapping[str, Any]) -> None:
+        self._upstream = upstream
+
+    def __getitem__(self, key: str) -> Any:
+        outputs = self._upstream[key]
+        if isinstance(outputs, dict) and "output" not in outputs:
+            return {**outputs, "output": outputs}
+        return outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._upstream)
+
+    def __len__(self) -> int:
+        return len(self._upstream)
+
+
 class TemplateNode(NodeType[TemplateConfig]):
     type = "template"
     description = "Render a Jinja2 template (sandboxed) over upstream outputs and inputs."
@@ -78,13 +97,12 @@ class TemplateNode(NodeType[TemplateConfig]):
     async def run(self, ctx: NodeContext, config: TemplateConfig) -> dict[str, Any]:
         from jinja2 import TemplateError
 
-        upstream = {
-            node_id: {**outputs, "output": outputs}
-            if isinstance(outputs, dict) and "output" not in outputs
-            else outputs
-            for node_id, outputs in ctx.upstream().items()
-        }
-        context: dict[str, Any] = {**ctx.settings.variables, **upstream}
+        names = _analyse(config.template)[1]
+        upstream = _WithOutputNamespace(ctx.upstream)
+        context: dict[str, Any] = dict(ctx.settings.variables)
+        for name in names:  # only what the template reads: no copy of the whole run
+            if name in ctx.upstream:
+                context[name] = upstream[name]
         context["nodes"] = upstream
         context["inputs"] = dict(ctx.run_inputs)
         try:
