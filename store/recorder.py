@@ -65,30 +65,26 @@ _INSERT_NODE_RUNS = (
     " to_timestamp(r.t1), r.d, r.i, r.o, r.x, r.k, r.c, r.m"
     f" FROM (SELECT json_transform(unnest($1)::JSON, '{_ROW_TYPES}') AS r)"
 )
-_INSERT_EXECUTIONS = (
+# One statement per run start and end: DuckDB's fixed cost per statement (~1-2 ms with
+# the seed's indexes) is what a short run pays, so nothing here is more than needed.
+_INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow_id, user_id, status, workflow_version, trigger_type,"
     " inputs, started_at, owner_pid)"
-    " SELECT r.id, r.w, 'local', 'running', r.v, r.t, r.i, to_timestamp(r.ts), r.pid"
-    ' FROM (SELECT unnest(json_transform(?::JSON, \'[{"id": "VARCHAR", "w": "VARCHAR",'
-    ' "v": "INTEGER", "t": "VARCHAR", "i": "VARCHAR", "ts": "DOUBLE",'
-    ' "pid": "INTEGER"}]\')) AS r)'
-    # A resumed run keeps its row: it is running again, under this process.
-    " ON CONFLICT (id) DO UPDATE SET status = 'running', owner_pid = excluded.owner_pid,"
-    " completed_at = NULL, error_message = NULL, error_node_id = NULL"
+    " VALUES ($id, $w, 'local', 'running', $v, $t, $i, to_timestamp($ts), $pid)"
 )
-_COUNT_RUNS = (
-    "UPDATE workflows SET run_count = run_count + c.n FROM (SELECT w, count(*) AS n FROM"
-    " (SELECT unnest(?::JSON::VARCHAR[]) AS w) GROUP BY w) c WHERE workflows.id = c.w"
+# A resumed run keeps its row: it is running again, under this process.
+_RESTART_EXECUTION = (
+    "UPDATE executions SET status = 'running', owner_pid = $pid, completed_at = NULL,"
+    " error_message = NULL, error_node_id = NULL WHERE id = $id"
 )
-_FINISH_EXECUTIONS = (
-    "UPDATE executions SET status = f.s, outputs = f.o, node_states = f.n,"
-    " error_message = f.em, error_node_id = f.en, completed_at = to_timestamp(f.ts),"
-    " duration_ms = f.d, token_usage = f.u, cost_usd = f.c"
-    ' FROM (SELECT unnest(json_transform(?::JSON, \'[{"id": "VARCHAR", "s": "VARCHAR",'
-    ' "o": "VARCHAR", "n": "VARCHAR", "em": "VARCHAR", "en": "VARCHAR",'
-    ' "ts": "DOUBLE", "d": "INTEGER", "u": "VARCHAR", "c": "DOUBLE"}]\'))'
-    " AS f) WHERE executions.id = f.id"
+_COUNT_RUN = "UPDATE workflows SET run_count = run_count + 1 WHERE id = ?"
+_FINISH_EXECUTION = (
+    "UPDATE executions SET status = $s, outputs = $o, node_states = $n, error_message = $em,"
+    " error_node_id = $en, completed_at = to_timestamp($ts), duration_ms = $d,"
+    " token_usage = $u, cost_usd = $c WHERE id = $id"
 )
+#: Pending events that wake the writer early, so that long runs are written as they go.
+_EARLY_BATCH = 512
 
 
 @dataclass(slots=True)
@@ -98,6 +94,8 @@ class RunMeta:
     workflow_id: str
     workflow_version: int | None = None
     trigger_type: str = "manual"
+    #: The execution row exists already (``agentflow runs resume``).
+    resumed: bool = False
 
 
 @dataclass(slots=True)
@@ -141,7 +139,8 @@ class Recorder:
     # -- producer side (engine thread) ---------------------------------------------
     def listener(self, meta: RunMeta) -> Callable[[Any], None]:
         """An event listener for one run, tagged with what the store must know about it."""
-        append, wake = self._pending.append, self._wake.set
+        pending, wake = self._pending, self._wake.set
+        append = pending.append
         self._ensure_thread()
 
         def on_event(event: Any) -> None:
@@ -150,8 +149,10 @@ class Recorder:
                 append((event, meta))
             else:
                 append(event)
-                if kind == "run_finished":
-                    wake()  # a finished run is written at once
+                # A finished run is written at once; a long one in batches as it goes,
+                # while DuckDB (which releases the GIL) works beside the engine.
+                if kind == "run_finished" or len(pending) >= _EARLY_BATCH:
+                    wake()
 
         return on_event
 
@@ -209,7 +210,7 @@ class Recorder:
             marker.done.set()
 
     def _write(self, items: list[Any]) -> None:
-        started: list[dict[str, Any]] = []
+        started: list[tuple[dict[str, Any], bool]] = []
         node_rows: list[str] = []
         finished: list[dict[str, Any]] = []
         secrets = self._redact() if self._redact is not None else []
@@ -218,15 +219,18 @@ class Recorder:
                 event, meta = item
                 self._runs[event.execution_id] = _RunTrack(meta, types=dict(event.node_types))
                 started.append(
-                    {
-                        "id": event.execution_id,
-                        "w": meta.workflow_id,
-                        "v": meta.workflow_version,
-                        "t": meta.trigger_type,
-                        "i": _redacted(_encode(event.inputs), secrets),
-                        "ts": event.ts,
-                        "pid": os.getpid(),
-                    }
+                    (
+                        {
+                            "id": event.execution_id,
+                            "w": meta.workflow_id,
+                            "v": meta.workflow_version,
+                            "t": meta.trigger_type,
+                            "i": _redacted(_encode(event.inputs), secrets),
+                            "ts": event.ts,
+                            "pid": os.getpid(),
+                        },
+                        meta.resumed,
+                    )
                 )
                 continue
             track = self._runs.get(item.execution_id)
@@ -260,13 +264,18 @@ class Recorder:
         if not (started or node_rows or finished):
             return
         with self._db.transaction() as connection:
-            if started:
-                connection.execute(_INSERT_EXECUTIONS, [_encode(started)])
-                connection.execute(_COUNT_RUNS, [_encode([row["w"] for row in started])])
+            for values, resumed in started:
+                if resumed:
+                    connection.execute(
+                        _RESTART_EXECUTION, {"id": values["id"], "pid": values["pid"]}
+                    )
+                else:
+                    connection.execute(_INSERT_EXECUTION, values)
+                    connection.execute(_COUNT_RUN, [values["w"]])
             if node_rows:
                 connection.execute(_INSERT_NODE_RUNS, [node_rows])
-            if finished:
-                connection.execute(_FINISH_EXECUTIONS, [_encode(finished)])
+            for values in finished:
+                connection.execute(_FINISH_EXECUTION, values)
 
     def _node_row(self, track: _RunTrack, event: Any, kind: str) -> dict[str, Any] | None:
         node_id = event.node_id
@@ -400,7 +409,11 @@ class CliRunSession:
             cache=store.cache, workflows=store.workflows, secrets=store.secret_source
         )
         self._listener = store.recorder.listener(
-            RunMeta(workflow_id=workflow_id, workflow_version=workflow_version)
+            RunMeta(
+                workflow_id=workflow_id,
+                workflow_version=workflow_version,
+                resumed=execution_id is not None,
+            )
         )
 
     def on_event(self, event: Any) -> None:
