@@ -132,37 +132,24 @@ class ExecutionRepository:
         limit: int = 50,
         offset: int = 0,
     ) -> builtins.list[ExecutionRecord]:
-        where: builtins.list[str] = ["1 = 1"]
-        params: builtins.list[Any] = []
-        if workflow_id:
-            where.append("e.workflow_id = ?")
-            params.append(workflow_id)
-        if status:
-            where.append("e.status = ?")
-            params.append(status)
-        if since:
-            where.append("e.created_at >= ?")
-            params.append(since)
+        where, params = _filters(workflow_id, status, since)
         rows = self._db.query(
             f"SELECT {_EXECUTION_COLUMNS} FROM executions e"
-            f" LEFT JOIN workflows w ON w.id = e.workflow_id WHERE {' AND '.join(where)}"
+            f" LEFT JOIN workflows w ON w.id = e.workflow_id WHERE {where}"
             " ORDER BY e.created_at DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_execution(row) for row in rows]
 
-    def count(self, *, workflow_id: str | None = None, status: str | None = None) -> int:
-        where: builtins.list[str] = ["1 = 1"]
-        params: builtins.list[Any] = []
-        if workflow_id:
-            where.append("workflow_id = ?")
-            params.append(workflow_id)
-        if status:
-            where.append("status = ?")
-            params.append(status)
-        row = self._db.execute(
-            f"SELECT count(*) FROM executions WHERE {' AND '.join(where)}", params
-        )
+    def count(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        where, params = _filters(workflow_id, status, since)
+        row = self._db.execute(f"SELECT count(*) FROM executions e WHERE {where}", params)
         return int(row[0][0])
 
     def node_runs(self, execution_id: str) -> builtins.list[NodeRunRecord]:
@@ -231,6 +218,22 @@ class ExecutionRepository:
             [execution_id],
         )
         return {row[0]: _json(row[1]) for row in rows}
+
+
+def _filters(
+    workflow_id: str | None, status: str | None, since: datetime | None
+) -> tuple[str, list[Any]]:
+    """A WHERE clause over ``executions e`` (constant text) and its bound values."""
+    where, params = ["1 = 1"], []
+    for clause, value in (
+        ("e.workflow_id = ?", workflow_id),
+        ("e.status = ?", status),
+        ("e.created_at >= ?", since),
+    ):
+        if value:
+            where.append(clause)
+            params.append(value)
+    return " AND ".join(where), params
 
 
 def _json(value: Any) -> Any:

@@ -19,27 +19,10 @@ from engine import (
     validate_definition,
 )
 from engine.nodes.code import CodeConfig, CodeNode, child_environment
+from tests.helpers import edge as _edge
+from tests.helpers import node as _node
 
 CANARY = "sk-canary-3f9a1c0e-do-not-leak"
-
-
-def _node(node_id: str, node_type: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": node_type,
-        "position": {"x": 0, "y": 0},
-        "data": {"label": node_id, "config": config},
-    }
-
-
-def _edge(source: str, target: str) -> dict[str, Any]:
-    return {
-        "id": f"{source}->{target}",
-        "source": source,
-        "sourceHandle": "out",
-        "target": target,
-        "targetHandle": "in",
-    }
 
 
 def workflow(code: str, inputs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

@@ -8,25 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import Executor, load_definition, validate_definition
-
-
-def _node(node_id: str, node_type: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "type": node_type,
-        "position": {"x": 0, "y": 0},
-        "data": {"label": node_id, "config": config},
-    }
-
-
-def _edge(source: str, target: str) -> dict[str, Any]:
-    return {
-        "id": f"{source}->{target}",
-        "source": source,
-        "sourceHandle": "out",
-        "target": target,
-        "targetHandle": "in",
-    }
+from tests.helpers import edge as _edge
+from tests.helpers import node as _node
 
 
 def _workflow(sql_config: dict[str, Any]) -> dict[str, Any]:
