@@ -304,3 +304,30 @@ def test_subworkflow_runs_a_stored_workflow_from_the_cli(tmp_path):
     out = agentflow("run", str(parent), "--json", "--db", str(db))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["outputs"] == {"v": "7-7"}
+
+
+async def test_known_secret_values_are_redacted_from_recorded_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTFLOW_SECRET_KEY", "11" * 32)
+    canary = "sk-canary-7d41e0c2-redact-me"
+    doc = workflow(
+        [
+            node("start", "start", {"inputs": [{"name": "note", "type": "string"}]}),
+            node("t", "template", {"template": "user pasted: {{ start.note }}"}),
+            node("end", "end", {"outputs": {"echo": "{{t.text}}"}}),
+        ],
+        chain("start", "t", "end"),
+    )
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        store.secrets.set("OPENAI_API_KEY", canary)
+        _, result = await recorded_run(store, doc, {"note": f"my key is {canary}"})
+        assert canary in result.outputs["echo"]  # the run itself is not altered
+        run = store.executions.get(result.execution_id)
+        assert "***" in json.dumps(run.to_dict(), default=str)
+        assert canary not in json.dumps(run.to_dict(), default=str)
+    data = db.read_bytes() + (
+        db.with_suffix(".duckdb.wal").read_bytes()
+        if db.with_suffix(".duckdb.wal").exists()
+        else b""
+    )
+    assert canary.encode() not in data
