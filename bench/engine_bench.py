@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -352,12 +353,18 @@ def agentflow_command() -> list[str] | None:
     return [found] if found else None
 
 
-def cli_cold_start(reps: int) -> tuple[Sample | None, str | None]:
-    """Wall seconds of ``agentflow run three_nodes.json --json``, or why it cannot run."""
+def cli_cold_start(reps: int, *extra: str) -> tuple[Sample | None, str | None]:
+    """Wall seconds of ``agentflow run three_nodes.json --json``, or why it cannot run.
+
+    The run is recorded in a throw-away store (``AGENTFLOW_HOME`` below a temp dir)
+    unless ``extra`` holds ``--no-store``.
+    """
     command = agentflow_command()
     if command is None:
         return None, "agentflow console script not installed"
-    argv = [*command, "run", str(THREE_NODES), "--json", "--input", "name=bench"]
+    home = tempfile.mkdtemp(prefix="agentflow-bench-")
+    os.environ["AGENTFLOW_HOME"] = home
+    argv = [*command, "run", str(THREE_NODES), "--json", "--input", "name=bench", *extra]
     _, done = _timed_process(argv)
     if done.returncode != 0:
         return None, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"
@@ -613,13 +620,18 @@ def measure_cold_start() -> tuple[list[Row], dict[str, Any]]:
     reps = 10
     python = process_time([sys.executable, "-c", "pass"], reps)
     import_engine = process_time([sys.executable, "-c", "import engine"], reps)
-    cli, why_not = cli_cold_start(reps)
+    cli, why_not = cli_cold_start(reps, "--no-store")
+    recorded, recorded_why_not = cli_cold_start(reps)
     cli_ms = _ms(cli)
+    recorded_ms = _ms(recorded)
     section = f"5. cold start: agentflow run {THREE_NODES.name} --json ({reps} runs)"
     rows = [
-        Row(section, "agentflow run (subprocess wall time)", None if cli is None else cli * 1e3,
+        Row(section, "agentflow run --no-store (wall time)", None if cli is None else cli * 1e3,
             "ms", f"< {TARGET_COLD_MS:g} ms", None if cli_ms is None else cli_ms < TARGET_COLD_MS,
             note=why_not or "", key="cold_start"),
+        Row(section, "agentflow run, recorded in DuckDB",
+            None if recorded is None else recorded * 1e3, "ms", "< 500 ms (seed)",
+            None if recorded_ms is None else recorded_ms < 500, note=recorded_why_not or ""),
         Row(section, "python -c pass (baseline)", python * 1e3, "ms"),
         Row(section, "python -c 'import engine'", import_engine * 1e3, "ms"),
         Row(section, "agentflow run minus interpreter start",
@@ -627,6 +639,7 @@ def measure_cold_start() -> tuple[list[Row], dict[str, Any]]:
     ]  # fmt: skip
     data = {
         "agentflow_run_ms": cli_ms,
+        "agentflow_run_recorded_ms": recorded_ms,
         "agentflow_run_ms_best": None if cli is None else cli.best * 1e3,
         "agentflow_unavailable": why_not,
         "python_pass_ms": _ms(python),
