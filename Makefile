@@ -43,6 +43,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/engine_bench.py
 	$(BENCH_VENV)/bin/python bench/store_bench.py
+	$(BENCH_VENV)/bin/python bench/llm_bench.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

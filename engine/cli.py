@@ -75,6 +75,12 @@ def _parser() -> tuple[argparse.ArgumentParser, CliContext]:
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
     nodes.set_defaults(handler=_cmd_nodes)
 
+    models = commands.add_parser(
+        "models", help="local Ollama models and cloud providers with an API key"
+    )
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=_cmd_models)
+
     cli = CliContext(commands, run)
     load_plugins(cli)
     return parser, cli
@@ -230,6 +236,39 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
         outputs = ", ".join(item["outputs"]) or "-"
         print(f"    outputs: {outputs}")
     print("\n* required.  Every node also accepts timeoutMs, maxRetries, errorHandling, fallback.")
+    return EXIT_OK
+
+
+# -- models ----------------------------------------------------------------------
+def _cmd_models(args: argparse.Namespace) -> int:
+    from engine.llm import discover
+
+    secrets = None
+    factory = args.cli.secrets_factory
+    if factory is not None:
+        try:
+            secrets = factory(args)
+        except Exception as exc:  # an unreadable store still leaves Ollama and the env
+            message = getattr(exc, "message", None) or exc
+            print(f"agentflow: warning: key store not read: {message}", file=sys.stderr)
+    found = discover(secrets)
+    ollama = found["ollama"]
+    if not ollama["running"]:
+        print(f"agentflow: Ollama not available: {ollama['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return EXIT_OK
+    state = f"running, {len(ollama['models'])} model(s)" if ollama["running"] else "not running"
+    print(f"Ollama at {ollama['host']}: {state}")
+    for model in ollama["models"]:
+        size = " ".join(filter(None, [model["parameterSize"], model["quantization"]]))
+        print(f"  {model['model']:<40} {size}")
+    print("Cloud providers (key from the store or the environment):")
+    for provider in found["cloud"]:
+        where = {"store": "key in the store", "env": "key in the environment"}
+        status = where.get(provider["keyFrom"], "no key")
+        note = f"  ({provider['error']})" if provider["error"] else ""
+        print(f"  {provider['provider']:<13} {provider['envVar']:<22} {status}{note}")
     return EXIT_OK
 
 

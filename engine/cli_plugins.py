@@ -21,9 +21,16 @@ if TYPE_CHECKING:
     from engine.events import Event
     from engine.graph import CompiledWorkflow
     from engine.results import RunResult
-    from engine.services import RunServices
+    from engine.services import RunServices, SecretSource
 
-__all__ = ["ENTRY_POINT_GROUP", "CliContext", "CliError", "RunHook", "RunSession"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CliContext",
+    "CliError",
+    "RunHook",
+    "RunSession",
+    "SecretsFactory",
+]
 
 ENTRY_POINT_GROUP = "agentflow.cli"
 
@@ -65,6 +72,8 @@ RunHook = Callable[
     [argparse.Namespace, "CompiledWorkflow", dict[str, Any], str | None], "RunSession | None"
 ]
 Loader = Callable[[Path], "WorkflowDefinition"]
+#: Opens the key store for a command (``agentflow models``); None when there is none.
+SecretsFactory = Callable[[argparse.Namespace], "SecretSource | None"]
 
 
 class CliContext:
@@ -79,6 +88,8 @@ class CliContext:
         self.run_parser = run_parser
         self.run_hooks: list[RunHook] = []
         self.loaders: dict[str, Loader] = {}
+        #: Set by the store plugin: where commands outside a run find stored API keys.
+        self.secrets_factory: SecretsFactory | None = None
 
     def add_command(self, name: str, help: str) -> argparse.ArgumentParser:
         """A new top-level command; set its handler with ``set_defaults(handler=fn)``."""

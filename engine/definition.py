@@ -107,6 +107,14 @@ class WorkflowSettings(_Model):
     max_concurrency: int = Field(default=32, ge=1, le=100_000)
     allow_private_network: bool = False
     cache: bool = Field(default=False, description="Cache every node's outputs (see node cache).")
+    routing: Literal["local", "cloud", "hybrid"] | None = Field(
+        default=None, description="LLM routing (seed mode C); None means cloud."
+    )
+    local_model: str | None = Field(
+        default=None, description="hybrid: the local model to try first."
+    )
+    fallback_model: str | None = Field(default=None, description="hybrid: the cloud fallback.")
+    fallback_base_url: str | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
 
 

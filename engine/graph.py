@@ -150,6 +150,9 @@ def compile_workflow(
         compiled_node = _compile_node(node, node_type, registry, issues)
         if compiled_node is not None:
             compiled[node.id] = compiled_node
+            issues.extend(
+                node_type.check_settings(node, compiled_node.static_config, definition.settings)
+            )
 
     starts = [node.id for node in definition.nodes if node.type == "start"]
     if not starts:

@@ -59,6 +59,10 @@ def store_command(
 
 def register(cli: CliContext) -> None:
     add_db_option(cli.run_parser)
+    models = cli.commands.choices.get("models")
+    if models is not None:
+        add_db_option(models)
+    cli.secrets_factory = _open_secrets
     cli.run_parser.add_argument(
         "--no-store", action="store_true", help="do not record this run in the database"
     )
@@ -72,6 +76,16 @@ def register(cli: CliContext) -> None:
         except ModuleNotFoundError:
             continue
         module.register(cli)
+
+
+def _open_secrets(args: argparse.Namespace) -> Any:
+    """The stored API keys, read-only; None when there is no database yet."""
+    from store.db import default_db_path
+
+    path = Path(args.db).expanduser() if getattr(args, "db", None) else default_db_path()
+    if not path.exists():
+        return None
+    return open_from_args(args, read_only=True).secret_source
 
 
 def _record_run(

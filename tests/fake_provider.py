@@ -2,17 +2,21 @@
 
 Replies are deterministic: ``echo: <last user message>``, streamed one word per chunk.
 Token counts are word counts (prompt: every message's words; completion: chunks sent),
-and ``max_tokens`` / ``num_predict`` cut the reply with finish reason ``length``.
+``max_tokens`` / ``num_predict`` cut the reply with finish reason ``length``, and stop
+sequences (``stop`` / ``options.stop``) end it where the first one starts.
 
-Faults can be asked for in two ways:
+Faults and canned replies can be asked for in two ways:
 
 - in the model name, as ``+``-separated directives: ``fake+status=500``,
   ``fake+status=429+retry_after=2``, ``fake+slow=0.5`` (seconds before the first
   token), ``fake+cut`` (connection dropped mid-stream), ``fake+truncate`` (the body
-  ends cleanly but before the finish chunk / ``done``), ``fake+malformed``;
-- queued for the next requests, from Python (:meth:`FakeProvider.inject`) or over HTTP
-  (``POST /_fake/faults`` with ``{"kind": "status", "status": 500, "times": 1}``).
+  ends cleanly but before the finish chunk / ``done``), ``fake+malformed``,
+  ``fake+reply=%7B%22a%22%3A1%7D`` (reply with this URL-encoded text instead of the echo);
+- queued for the next requests, from Python (:meth:`FakeProvider.inject`, e.g.
+  ``inject("reply", content='{"a": 1}')``) or over HTTP (``POST /_fake/faults`` with
+  ``{"kind": "status", "status": 500, "times": 1}`` or ``{"kind": "reply", "content": ...}``).
 
+``latency`` (seconds, ``--latency-ms`` by hand) delays the first token of every reply.
 The server counts requests per path and records every request (``GET /_fake/stats``,
 ``POST /_fake/reset``). Run by hand: ``python -m tests.fake_provider --port 11500``.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import threading
 import time
@@ -31,6 +36,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["FakeProvider", "Fault", "RecordedRequest", "loopback_only"]
 
@@ -40,7 +46,7 @@ _MODELS = ("fake", "fake-large")
 
 @dataclass(slots=True)
 class Fault:
-    """One injected misbehaviour. ``kind``: status, slow, cut or malformed."""
+    """One injected misbehaviour. ``kind``: status, slow, cut, truncate, malformed or reply."""
 
     kind: str
     status: int = 500
@@ -48,6 +54,8 @@ class Fault:
     delay: float = 0.0
     #: How many chunks a ``cut`` stream sends before the connection drops.
     after_chunks: int = 2
+    #: The reply's text for ``kind="reply"``.
+    content: str = ""
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class _Plan:
     truncate: bool = False
     cut_after: int = 2
     malformed: bool = False
+    reply: str | None = None
 
     def apply(self, fault: Fault) -> None:
         if fault.kind == "status":
@@ -83,6 +92,8 @@ class _Plan:
             self.truncate, self.cut_after = True, fault.after_chunks
         elif fault.kind == "malformed":
             self.malformed = True
+        elif fault.kind == "reply":
+            self.reply = fault.content
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
 
@@ -103,14 +114,26 @@ def _plan_from_model(model: str) -> _Plan:
                 plan.cut_after = int(value)
         elif key == "malformed":
             plan.malformed = True
+        elif key == "reply":
+            plan.reply = unquote(value)
     return plan
 
 
-def _reply_words(messages: list[dict[str, Any]]) -> list[str]:
-    last_user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
-    text = last_user if isinstance(last_user, str) else json.dumps(last_user)
-    words = ["echo:", *text.split()]
-    return [words[0], *(" " + word for word in words[1:])]
+def _reply_words(messages: list[dict[str, Any]], plan: _Plan, stop: Any = None) -> list[str]:
+    """The reply in chunks (whitespace kept), cut before the first stop sequence."""
+    if plan.reply is not None:
+        text = plan.reply
+    else:
+        last_user = next(
+            (m.get("content") for m in reversed(messages) if m.get("role") == "user"), ""
+        )
+        said = last_user if isinstance(last_user, str) else json.dumps(last_user)
+        text = " ".join(["echo:", *said.split()])
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    cuts = [text.find(s) for s in stops if isinstance(s, str) and s and s in text]
+    if cuts:
+        text = text[: min(cuts)]
+    return re.findall(r"\s*\S+|\s+$", text)
 
 
 def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
@@ -120,8 +143,10 @@ def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
 class FakeProvider:
     """The server, its fault queue and its records. Use as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0) -> None:
         self._lock = threading.Lock()
+        #: Seconds before the first token of every reply (on top of any ``slow`` fault).
+        self.latency = latency
         self._faults: list[Fault] = []
         self.counts: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
@@ -219,11 +244,14 @@ class FakeProvider:
             fault = self._faults.pop(0) if self._faults else None
         if fault is not None:
             plan.apply(fault)
+        plan.delay += self.latency
         return plan
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 drops connections when hundreds of clients arrive at once.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hang up on cut and malformed streams; that is the point, not news.
@@ -244,6 +272,8 @@ def _make_handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     provider: FakeProvider
     protocol_version = "HTTP/1.1"
+    # Small chunk writes would otherwise wait for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_version = "FakeProvider/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -369,6 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "retry_after": spec.get("retryAfter"),
                 "delay": float(spec.get("delay", 0.0)),
                 "after_chunks": int(spec.get("afterChunks", 2)),
+                "content": str(spec.get("content", "")),
             }
             try:
                 self.provider.inject(times=times, **params)
@@ -419,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.status is not None:
             self._openai_error(plan.status, f"fake fault {plan.status}", plan.retry_after)
             return
-        words = _reply_words(messages)
+        words = _reply_words(messages, plan, body.get("stop"))
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         finish = "stop"
         if isinstance(limit, int) and limit < len(words):
@@ -518,7 +549,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(plan.status, {"error": f"fake fault {plan.status}"}, headers)
             return
         options = body.get("options") if isinstance(body.get("options"), dict) else {}
-        words = _reply_words(messages) if messages else []
+        words = _reply_words(messages, plan, options.get("stop")) if messages else []
         limit = options.get("num_predict")
         finish = "stop"
         if isinstance(limit, int) and 0 <= limit < len(words):
@@ -636,8 +667,11 @@ def loopback_only() -> Iterator[list[str]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay before the first token of each reply"
+    )
     args = parser.parse_args(argv)
-    provider = FakeProvider(port=args.port)
+    provider = FakeProvider(port=args.port, latency=args.latency_ms / 1000)
     print(f"fake provider on {provider.url} (OpenAI base {provider.openai_base})", flush=True)
     try:
         provider._server.serve_forever()

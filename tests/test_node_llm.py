@@ -22,8 +22,12 @@ from engine.llm import redact
 from engine.llm._errors import retry_after_from
 from tests.fake_provider import FakeProvider, loopback_only
 
-# litellm reads pydantic fields off instances; its noise, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning")
+pytestmark = [
+    # litellm reads pydantic fields off instances; its noise, not ours.
+    pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning"),
+    # litellm builds pydantic models at import (in the warm-up thread).
+    pytest.mark.filterwarnings("ignore:.*ReadOnly. qualifier:UserWarning"),
+]
 
 CANARY = "sk-canary-0123456789abcdefDONOTLEAK"
 
@@ -310,6 +314,32 @@ async def test_unreachable_provider_is_retryable(provider: FakeProvider) -> None
     )
     assert result.status == "failed" and result.nodes["ask"].attempts == 2
     assert "cannot connect" in result.nodes["ask"].error["message"]
+
+
+@pytest.mark.parametrize("fault", ["503", "down", "timeout"])
+async def test_ollama_transient_faults_are_retried(provider: FakeProvider, fault: str) -> None:
+    llm: dict[str, Any] = {"model": "ollama/fake", "baseUrl": provider.url}
+    if fault == "503":
+        provider.inject("status", status=503)
+    elif fault == "down":
+        llm["baseUrl"] = f"http://127.0.0.1:{_closed_port()}"
+    else:
+        llm.update(model="ollama/fake+slow=1", timeoutMs=150)
+    result, events = await _run(llm, retries=1)
+
+    state = result.nodes["ask"]
+    assert state.attempts == 2
+    (retrying,) = [e for e in events if isinstance(e, NodeRetrying)]
+    assert retrying.error["retryable"] is True
+    if fault == "503":
+        assert result.status == "succeeded", result.error
+        assert retrying.error["message"].startswith("ollama model 'ollama/fake': HTTP 503")
+        assert provider.count("/api/chat") == 2
+    elif fault == "down":
+        assert result.status == "failed"
+        assert "cannot connect to http://127.0.0.1:" in state.error["message"]
+    else:
+        assert result.status == "failed" and state.error["type"] == "NodeTimeoutError"
 
 
 async def test_slow_first_token(provider: FakeProvider) -> None:

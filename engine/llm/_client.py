@@ -8,19 +8,33 @@ libraries are imported on first use: importing litellm alone takes seconds.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.llm._errors import LLMProviderError, retry_after_from, transient_status
+from engine.llm._loader import (
+    get_litellm,
+    get_ssl_context,
+    load_litellm,
+    ollama_ready,
+)
+from engine.llm._routing import is_local as is_ollama
+from engine.llm._structured import litellm_format, ollama_format
 
-__all__ = ["DEFAULT_OLLAMA_HOST", "ChatDone", "ChatRequest", "provider_of", "stream_chat"]
+__all__ = [
+    "DEFAULT_OLLAMA_HOST",
+    "ChatDone",
+    "ChatRequest",
+    "display_host",
+    "ollama_host",
+    "provider_of",
+    "resolve_provider",
+    "stream_chat",
+]
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
-_OLLAMA_PREFIXES = ("ollama/", "ollama_chat/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,17 @@ class ChatRequest:
     stream: bool = True
     base_url: str | None = None
     timeout_s: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    #: ``"text"``, ``"json"`` or a JSON Schema object.
+    response_format: str | dict[str, Any] = "text"
+    #: Never shown by ``repr``: requests end up in tracebacks and debug output.
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values to take out of any message about this request."""
+        return (self.api_key,) if self.api_key else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +69,32 @@ class ChatDone:
     total_tokens: int | None = None
 
 
-def is_ollama(model: str) -> bool:
-    return model.startswith(_OLLAMA_PREFIXES)
-
-
 def provider_of(model: str) -> str:
-    """The provider's name for messages: ``ollama``, or litellm's name for the model."""
+    """The provider's name: ``ollama``, or litellm's name for the model.
+
+    A bare model name (``gpt-4o-mini``) needs litellm's tables, so this may import
+    litellm; coroutines use :func:`resolve_provider`, which does that in a thread.
+    """
     if is_ollama(model):
         return "ollama"
     prefix, slash, _ = model.partition("/")
     if slash:
         return prefix
     try:
-        return str(_litellm().get_llm_provider(model=model)[1])
+        return str(load_litellm().get_llm_provider(model=model)[1])
     except Exception:  # an unknown model: litellm's own call will say so
         return "litellm"
+
+
+async def resolve_provider(model: str) -> str:
+    if is_ollama(model) or "/" in model:
+        return provider_of(model)
+    await get_litellm()
+    return provider_of(model)
+
+
+def ollama_host(base_url: str | None = None) -> str:
+    return base_url or os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
 
 
 def stream_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, None]:
@@ -77,23 +113,10 @@ def _done(
 
 
 # -- litellm ------------------------------------------------------------------------------
-@cache
-def _litellm() -> Any:
-    # Offline, litellm would try to download its price map and header config at import.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on stderr
-    if hasattr(litellm, "telemetry"):
-        litellm.telemetry = False
-    return litellm
-
-
 async def _litellm_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, None]:
     # The first import takes seconds; in a thread, the event loop keeps serving others.
-    litellm = await asyncio.to_thread(_litellm)
-    provider = provider_of(request.model)
+    litellm = await get_litellm()
+    provider = await resolve_provider(request.model)
     kwargs: dict[str, Any] = {
         "model": request.model,
         "messages": request.messages,
@@ -103,6 +126,10 @@ async def _litellm_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, 
         # The executor owns retries (with backoff and events); the SDK must not add its own.
         "max_retries": 0,
         "num_retries": 0,
+        # seed, stop or temperature that a provider does not take are left out rather than
+        # failing the node; a JSON reply is checked here whatever the provider did with
+        # response_format.
+        "drop_params": True,
     }
     if request.stream:
         kwargs["stream_options"] = {"include_usage": True}
@@ -110,6 +137,15 @@ async def _litellm_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, 
         kwargs["api_base"] = request.base_url
     if request.timeout_s:
         kwargs["timeout"] = request.timeout_s
+    if request.stop:
+        kwargs["stop"] = list(request.stop)
+    if request.seed is not None:
+        kwargs["seed"] = request.seed
+    response_format = litellm_format(request.response_format)
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    if request.api_key:
+        kwargs["api_key"] = request.api_key
     try:
         response = await litellm.acompletion(**kwargs)
         if not request.stream:
@@ -132,7 +168,9 @@ async def _litellm_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, 
     except LLMProviderError:
         raise
     except Exception as exc:
-        raise _from_litellm(exc, provider, request.model, litellm.exceptions) from None
+        raise _from_litellm(
+            exc, provider, request.model, litellm.exceptions, request.secrets
+        ) from None
     if finish is None:
         raise LLMProviderError.build(
             provider,
@@ -153,25 +191,38 @@ def _usage(usage: Any) -> tuple[int | None, int | None, int | None]:
     )
 
 
-def _from_litellm(exc: Exception, provider: str, model: str, errors: Any) -> LLMProviderError:
+def _from_litellm(
+    exc: Exception, provider: str, model: str, errors: Any, secrets: Iterable[str]
+) -> LLMProviderError:
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
     detail = str(getattr(exc, "message", None) or exc)
     if isinstance(exc, errors.MidStreamFallbackError):
         return LLMProviderError.build(
-            provider, model, "the stream broke off mid-way", detail, retryable=True
+            provider,
+            model,
+            "the stream broke off mid-way",
+            detail,
+            retryable=True,
+            secrets=secrets,
         )
     import httpx
 
     if isinstance(exc, errors.Timeout) or _in_chain(exc, (TimeoutError, httpx.TimeoutException)):
-        return LLMProviderError.build(provider, model, "timed out", detail, retryable=True)
+        return LLMProviderError.build(
+            provider, model, "timed out", detail, retryable=True, secrets=secrets
+        )
     if isinstance(exc, errors.APIConnectionError) or _in_chain(
         exc, (ConnectionError, httpx.ConnectError)
     ):
         # litellm reports a refused connection as a 500; say what happened instead.
-        return LLMProviderError.build(provider, model, "cannot connect", detail, retryable=True)
+        return LLMProviderError.build(
+            provider, model, "cannot connect", detail, retryable=True, secrets=secrets
+        )
     if status is None:
-        return LLMProviderError.build(provider, model, type(exc).__name__, detail, retryable=False)
+        return LLMProviderError.build(
+            provider, model, type(exc).__name__, detail, retryable=False, secrets=secrets
+        )
     headers = getattr(exc, "litellm_response_headers", None)
     if headers is None:
         response = getattr(exc, "response", None)
@@ -184,6 +235,7 @@ def _from_litellm(exc: Exception, provider: str, model: str, errors: Any) -> LLM
         status_code=status,
         retryable=transient_status(status),
         retry_after=retry_after_from(headers) if status == 429 else None,
+        secrets=secrets,
     )
 
 
@@ -194,7 +246,10 @@ def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> boo
             return False
         if isinstance(current, kinds):
             return True
-        current = current.__cause__ or current.__context__
+        # A suppressed context is an earlier, handled failure (e.g. the local model's
+        # in hybrid routing), not the cause of this one.
+        context = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or context
     return False
 
 
@@ -215,11 +270,13 @@ def _status_text(status: int) -> str:
 async def _ollama_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, None]:
     import json
 
+    await ollama_ready()
+    verify = await get_ssl_context()
     import httpx
     from ollama import AsyncClient, ResponseError
 
     model = request.model.split("/", 1)[1]
-    host = request.base_url or os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+    host = ollama_host(request.base_url)
     last_headers: dict[str, str] = {}
 
     async def remember_headers(response: httpx.Response) -> None:
@@ -238,22 +295,40 @@ async def _ollama_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, N
             retry_after=retry_after_from(last_headers) if status == 429 else None,
         )
 
-    options = {"temperature": request.temperature, "num_predict": request.max_tokens}
+    options: dict[str, Any] = {
+        "temperature": request.temperature,
+        "num_predict": request.max_tokens,
+    }
+    if request.stop:
+        options["stop"] = list(request.stop)
+    if request.seed is not None:
+        options["seed"] = request.seed
+    extra: dict[str, Any] = {}
+    response_format = ollama_format(request.response_format)
+    if response_format is not None:
+        extra["format"] = response_format
     client = AsyncClient(
-        host=host, timeout=request.timeout_s, event_hooks={"response": [remember_headers]}
+        host=host,
+        timeout=request.timeout_s,
+        verify=verify,
+        event_hooks={"response": [remember_headers]},
     )
     async with client:
         try:
             if not request.stream:
                 reply = await client.chat(
-                    model=model, messages=request.messages, stream=False, options=options
+                    model=model,
+                    messages=request.messages,
+                    stream=False,
+                    options=options,
+                    **extra,
                 )
                 yield reply.message.content or ""
                 yield _ollama_done(reply)
                 return
             final: Any = None
             async for part in await client.chat(
-                model=model, messages=request.messages, stream=True, options=options
+                model=model, messages=request.messages, stream=True, options=options, **extra
             ):
                 if part.message.content:
                     yield part.message.content
@@ -265,7 +340,7 @@ async def _ollama_chat(request: ChatRequest) -> AsyncGenerator[str | ChatDone, N
             raise failed(what, str(exc.error), status) from None
         except (ConnectionError, httpx.ConnectError):
             # ConnectionError is ollama's own wording for a refused connection.
-            raise failed(f"cannot connect to {_origin(host)}") from None
+            raise failed(f"cannot connect to {display_host(host)}") from None
         except httpx.TimeoutException:
             raise failed("timed out") from None
         except httpx.TransportError as exc:
@@ -286,7 +361,8 @@ def _ollama_done(part: Any) -> ChatDone:
     )
 
 
-def _origin(host: str) -> str:
+def display_host(host: str) -> str:
+    """``scheme://host:port`` of an Ollama host, without any credentials in it."""
     # A host URL may carry credentials (user:pass@); name only where we tried to go.
     from urllib.parse import urlsplit
 

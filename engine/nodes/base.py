@@ -164,6 +164,12 @@ class NodeType(ABC, Generic[ConfigT]):
         """
         return ()
 
+    def check_settings(
+        self, node: Node, config: BaseNodeConfig | None, settings: WorkflowSettings
+    ) -> Iterable[ValidationIssue]:
+        """Checks that depend on the workflow's settings (e.g. LLM routing)."""
+        return ()
+
     def extra_references(self, node: Node) -> Iterable[tuple[str, str]]:
         """(root name, field) pairs the node reads besides ``{{...}}`` in its config."""
         return ()
