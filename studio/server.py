@@ -64,8 +64,10 @@ def serve(
         server = make_server(store, host=host, port=port, open_browser=open_browser)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    print(f"AgentFlow studio at http://{host}:{port}  (database {store.path}; Ctrl-C stops)",
-          flush=True)
+    print(
+        f"AgentFlow studio at http://{host}:{port}  (database {store.path}; Ctrl-C stops)",
+        flush=True,
+    )
     try:
         server.start()  # type: ignore[attr-defined]
         server.io_loop.start()  # type: ignore[attr-defined]
