@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SOURCES := $(wildcard engine store studio notebooks) tests bench
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run example test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: the studio on the embedded DuckDB store (~/.agentflow/agentflow.duckdb),
+# with the example workflows loaded into a fresh store. Ctrl-C stops it.
 run: $(STAMP)
+	$(BIN)/agentflow studio --no-browser
+
+# A workflow from the command line, without the studio.
+example: $(STAMP)
 	$(BIN)/agentflow run examples/triage.json --input ticket="The checkout page times out when I pay by card"
 
 lint: $(STAMP)
