@@ -30,7 +30,19 @@ from tests.fake_provider import FakeProvider
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
+
+
+def _example_names() -> dict[str, str]:
+    """File stem -> the name the store gives the example (its metadata's, else the stem)."""
+    names = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata")
+        names[path.stem] = str((meta or {}).get("name") or path.stem)
+    return names
+
+
+NAMES = _example_names()
+EXAMPLE_NAMES = sorted(NAMES.values())
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -268,19 +280,21 @@ def test_bad_import_shows_the_error_and_stores_nothing(page: Page) -> None:
 
 
 def test_export_downloads_the_canonical_json(studio: Studio, page: Page) -> None:
-    page.locator(".af-workflows-table .tabulator-row", has_text="word_stats").first.locator(
+    name = NAMES["word_stats"]
+    page.locator(".af-workflows-table .tabulator-row", has_text=name).first.locator(
         '.tabulator-cell[tabulator-field="Name"]'
     ).click()
     with page.expect_download(timeout=10_000) as download:
         page.locator(".af-export button, .af-export a").first.click()
-    assert download.value.suggested_filename == "word-stats.json"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    assert download.value.suggested_filename == f"{slug}.json"
     exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     expected = load_definition(EXAMPLES / "word_stats.json").to_dict()
     assert exported == expected
 
 
 def test_edit_save_and_run_the_condition_workflow(studio: Studio, page: Page) -> None:
-    open_workflow(page, "triage")
+    open_workflow(page, NAMES["triage"])
     assert page.locator(".react-flow__node").count() == 6
     assert page.locator(".react-flow__edge").count() == 6
     assert "No problems" in problems(page)
@@ -396,7 +410,7 @@ def test_ctrl_c_stops_cleanly_and_the_store_has_everything(studio: Studio) -> No
     with Store(studio.db) as store:
         workflows = {w.name: w for w in store.workflows.list()}
         assert set(workflows) == {*EXAMPLE_NAMES, "Ask the model"}
-        triage = workflows["triage"]
+        triage = workflows[NAMES["triage"]]
         assert [v.version for v in store.workflows.versions(triage.id)] == [1, 2]
         saved = store.workflows.get(triage.id).definition
         assert saved.node("template").data.label == "Summary"
