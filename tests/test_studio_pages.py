@@ -380,9 +380,13 @@ async def test_compare_two_runs_marks_what_differs(shell: Shell, store: Store):
     assert shell.notes[-1] == ("error", "no execution 'nope'")
 
 
+_EXAMPLE_KEYS = {"Ticket triage": "triage", "Word statistics": "word_stats"}
+
+
 def load_examples_ids(store: Store) -> list[tuple[str, str]]:
+    """(id, short key) of the example workflows, keyed as their files are named."""
     load_examples(store)
-    return [(w.id, w.name) for w in store.workflows.list()]
+    return [(w.id, _EXAMPLE_KEYS.get(w.name, w.name)) for w in store.workflows.list()]
 
 
 def test_opening_a_missing_run_says_so(shell: Shell):
