@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
+
+from engine.nodes.condition import Operator
 
 if TYPE_CHECKING:
     from notebooks._context import Builder
@@ -282,23 +284,8 @@ class InputSpec:
         return self.default
 
 
-OPERATORS = (
-    "==",
-    "!=",
-    ">",
-    ">=",
-    "<",
-    "<=",
-    "contains",
-    "not_contains",
-    "starts_with",
-    "ends_with",
-    "in",
-    "not_in",
-    "is_empty",
-    "is_not_empty",
-    "matches",
-)
+# The condition node's own operator list, so the two can never drift apart.
+OPERATORS: tuple[str, ...] = get_args(Operator)
 
 
 @dataclass(slots=True)
