@@ -7,6 +7,8 @@ retries and error policy; the node only does its one job.
 
 from __future__ import annotations
 
+import copy
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -180,11 +182,17 @@ class NodeType(ABC, Generic[ConfigT]):
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        """The node type for ``agentflow nodes`` and the studio's palette."""
-        return {
-            "type": cls.type,
-            "version": cls.version,
-            "description": cls.description,
-            "config": cls.Config.model_json_schema(by_alias=True),
-            "outputs": dict(cls.outputs),
-        }
+        """The node type for ``agentflow nodes`` and the studio's palette (a fresh copy)."""
+        return copy.deepcopy(_describe(cls))
+
+
+@functools.cache
+def _describe(cls: type[NodeType[Any]]) -> dict[str, Any]:
+    # Generating a JSON schema costs milliseconds; the studio asks on every selection.
+    return {
+        "type": cls.type,
+        "version": cls.version,
+        "description": cls.description,
+        "config": cls.Config.model_json_schema(by_alias=True),
+        "outputs": dict(cls.outputs),
+    }
