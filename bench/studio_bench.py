@@ -61,13 +61,18 @@ def prepare(db: Path) -> Any:
 
     store = Store(db)
     load_examples(store)
-    inputs = {"triage": {"ticket": "My card payment failed"}, "word_stats": {"text": "a b a"}}
+    # The examples that need no model (the LLM one would wait for Ollama).
+    inputs = {
+        "Ticket triage": {"ticket": "My card payment failed"},
+        "Word statistics": {"text": "a b a"},
+    }
 
     async def run_examples() -> None:
         runner = RunManager(store)
         for record in store.workflows.list():
-            run = runner.start(record.id, inputs.get(record.name, {}))
-            await run.wait()
+            if record.name in inputs:
+                run = runner.start(record.id, inputs[record.name])
+                await run.wait()
 
     asyncio.run(run_examples())
     store.recorder.flush()
