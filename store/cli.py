@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.cli_plugins import CliContext
     from store.store import Store
 
-__all__ = ["add_db_option", "open_from_args", "register", "store_command"]
+__all__ = ["CliRunSession", "add_db_option", "open_from_args", "register", "store_command"]
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +98,6 @@ def _record_run(
     if getattr(args, "no_store", False):
         return None
     from engine.cli_plugins import CliError
-    from store.recorder import CliRunSession
 
     try:
         store = open_from_args(args)
@@ -117,3 +116,42 @@ def _record_run(
             file=sys.stderr,
         )
     return session
+
+
+class CliRunSession:
+    """The store's part in one ``agentflow run``: records it, durable before exit."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workflow_id: str,
+        workflow_version: int | None,
+        execution_id: str | None = None,
+        reuse_outputs: dict[str, Any] | None = None,
+    ) -> None:
+        from engine.services import RunServices
+        from store.recorder import RunMeta
+
+        self.store = store
+        self.execution_id = execution_id
+        self.reuse_outputs = reuse_outputs or {}
+        self.services = RunServices(
+            cache=store.cache, workflows=store.workflows, secrets=store.secret_source
+        )
+        self._listener = store.recorder.listener(
+            RunMeta(
+                workflow_id=workflow_id,
+                workflow_version=workflow_version,
+                resumed=execution_id is not None,
+            )
+        )
+
+    def on_event(self, event: Any) -> None:
+        self._listener(event)
+
+    def finish(self, result: Any, error: BaseException | None) -> None:
+        try:
+            self.store.recorder.flush()
+        finally:
+            self.store.close()

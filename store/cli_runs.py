@@ -131,8 +131,8 @@ def _print_record(record: ExecutionRecord) -> None:
 
 def _resume(cli: CliContext, args: argparse.Namespace) -> int:
     from engine.cli_plugins import CliError
+    from store.cli import CliRunSession
     from store.executions import LIVE_STATUSES
-    from store.recorder import CliRunSession
 
     store = open_from_args(args)
     try:

@@ -24,9 +24,8 @@ import orjson
 
 if TYPE_CHECKING:
     from store.db import Database
-    from store.store import Store
 
-__all__ = ["CliRunSession", "Recorder", "RunMeta"]
+__all__ = ["Recorder", "RunMeta"]
 
 
 def _encode(value: Any) -> str:
@@ -386,41 +385,3 @@ def _redacted(text: str, secrets: list[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, "***")
     return text
-
-
-class CliRunSession:
-    """The store's part in one ``agentflow run``: records it, durable before exit."""
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        workflow_id: str,
-        workflow_version: int | None,
-        execution_id: str | None = None,
-        reuse_outputs: dict[str, Any] | None = None,
-    ) -> None:
-        from engine.services import RunServices
-
-        self.store = store
-        self.execution_id = execution_id
-        self.reuse_outputs = reuse_outputs or {}
-        self.services = RunServices(
-            cache=store.cache, workflows=store.workflows, secrets=store.secret_source
-        )
-        self._listener = store.recorder.listener(
-            RunMeta(
-                workflow_id=workflow_id,
-                workflow_version=workflow_version,
-                resumed=execution_id is not None,
-            )
-        )
-
-    def on_event(self, event: Any) -> None:
-        self._listener(event)
-
-    def finish(self, result: Any, error: BaseException | None) -> None:
-        try:
-            self.store.recorder.flush()
-        finally:
-            self.store.close()
