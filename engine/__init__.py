@@ -8,6 +8,7 @@ Public API (everything else lives in private modules and may change)::
     result = await Executor().run(definition, {"topic": "tides"})
 """
 
+from engine._private.references import Reference, iter_references
 from engine.definition import (
     Edge,
     Node,
@@ -85,6 +86,7 @@ __all__ = [
     "NodeType",
     "Port",
     "Position",
+    "Reference",
     "ReferenceResolutionError",
     "RetryPolicy",
     "Run",
@@ -104,6 +106,7 @@ __all__ = [
     "__version__",
     "compile_workflow",
     "default_registry",
+    "iter_references",
     "load_definition",
     "run_workflow",
     "validate_definition",

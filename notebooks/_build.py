@@ -12,16 +12,14 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from engine import iter_references
 from notebooks._handles import NodeSpec
 
 __all__ = ["COLUMN", "ROW", "build_definition", "dependencies", "layout", "references_in"]
 
-#: The engine's reference grammar (``engine._private.references``), for finding edges.
-_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)\s*\}\}")
 COLUMN = 280
 ROW = 160
 
@@ -30,16 +28,7 @@ Issue = tuple[str | None, str]
 
 def references_in(value: Any) -> Iterator[str]:
     """The root (node id, ``inputs`` or variable) of every ``{{...}}`` in a value."""
-    if isinstance(value, str):
-        if "{{" in value:
-            for match in _REFERENCE.finditer(value):
-                yield match.group(1).split(".", 1)[0]
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from references_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references_in(item)
+    return (reference.root for reference in iter_references(value))
 
 
 def _node_type(name: str) -> Any:
